@@ -1,0 +1,34 @@
+# `make demo` and `make test` each bootstrap .venv on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean docs
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/seqctl demo
+
+test: $(STAMP)
+	bash scripts/test-services.sh
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -n 2
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python benchmarks/bench_engine.py
+
+docs: $(STAMP)
+	$(BIN)/python scripts/gen_docs.py > docs/commands.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,312 @@
+"""The schema, its migrations, and the one database opener.
+
+Times are stored as ISO 8601 UTC text with a `Z` (see `clock.iso`), so they sort as strings.
+JSON-valued columns end in `_json`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database, Migrations
+
+from seqctl import config
+from seqctl.errors import SeqctlError
+
+migrations = Migrations("seqctl")
+
+
+def run_script(db: Database, script: str) -> None:
+    """Run SQL statements one by one (executescript would commit the migration's transaction)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+
+
+@migrations()
+def m001_core(db: Database) -> None:
+    run_script(
+        db,
+        """
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            first_name TEXT NOT NULL DEFAULT '',
+            last_name TEXT NOT NULL DEFAULT '',
+            is_default INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE inboxes (
+            id INTEGER PRIMARY KEY,
+            address TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,                 -- maildir | gmail | outlook | smtp
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            is_default INTEGER NOT NULL DEFAULT 0,
+            config_json TEXT NOT NULL DEFAULT '{}',   -- kind-specific, never secrets
+            daily_cap INTEGER,                  -- NULL: the kind's default
+            status TEXT NOT NULL DEFAULT 'active',    -- active | needs_reauth | paused_bounces
+            status_message TEXT,
+            sync_cursor TEXT,                   -- provider cursor (historyId, deltaLink, UID...)
+            last_sync_at TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE sequences (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            description TEXT NOT NULL DEFAULT '',
+            active INTEGER NOT NULL DEFAULT 1,
+            timezone TEXT NOT NULL DEFAULT 'UTC',
+            send_window_start_hour INTEGER NOT NULL DEFAULT 0,
+            send_window_end_hour INTEGER NOT NULL DEFAULT 24,
+            send_weekdays_only INTEGER NOT NULL DEFAULT 0,
+            holidays TEXT,
+            send_in_contact_timezone INTEGER NOT NULL DEFAULT 0,
+            exit_on_reply INTEGER NOT NULL DEFAULT 1,
+            exit_on_stage_change INTEGER NOT NULL DEFAULT 0,
+            exit_on_booking INTEGER NOT NULL DEFAULT 1,
+            exit_on_company_reply INTEGER NOT NULL DEFAULT 0,
+            pause_on_auto_reply INTEGER NOT NULL DEFAULT 1,
+            track_opens INTEGER NOT NULL DEFAULT 0,
+            track_clicks INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE steps (
+            id INTEGER PRIMARY KEY,
+            sequence_id INTEGER NOT NULL REFERENCES sequences(id),
+            step_key TEXT,                      -- the YAML `id`, when given
+            position INTEGER,                   -- 1-based; NULL once removed
+            step_type TEXT NOT NULL,            -- email | call | linkedin | task | wait
+            delay_business_days INTEGER NOT NULL DEFAULT 0,
+            delay_calendar_days INTEGER NOT NULL DEFAULT 0,
+            delay_hours REAL NOT NULL DEFAULT 0,
+            subject TEXT,
+            body TEXT,
+            cc_json TEXT NOT NULL DEFAULT '[]',
+            bcc_json TEXT NOT NULL DEFAULT '[]',
+            variant_b_json TEXT,                -- {"subject": ..., "body": ...}
+            template TEXT,
+            title TEXT,
+            notes TEXT,
+            removed INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX steps_sequence ON steps(sequence_id, removed, position);
+        CREATE TABLE contacts (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,         -- normalised: stripped, lower case
+            first_name TEXT NOT NULL DEFAULT '',
+            last_name TEXT NOT NULL DEFAULT '',
+            company_name TEXT NOT NULL DEFAULT '',
+            owner_email TEXT,
+            lifecycle_stage TEXT NOT NULL DEFAULT '',
+            timezone TEXT,
+            custom_fields_json TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE contact_aliases (
+            email TEXT PRIMARY KEY,
+            contact_id INTEGER NOT NULL REFERENCES contacts(id)
+        );
+        CREATE TABLE enrollments (
+            id INTEGER PRIMARY KEY,
+            sequence_id INTEGER NOT NULL REFERENCES sequences(id),
+            contact_id INTEGER NOT NULL REFERENCES contacts(id),
+            inbox_id INTEGER REFERENCES inboxes(id),
+            status TEXT NOT NULL,               -- active | paused | exited | failed
+            exit_reason TEXT,
+            failure_message TEXT,
+            variant TEXT NOT NULL DEFAULT 'A',
+            step_id INTEGER REFERENCES steps(id),   -- the step up next; NULL once past the last
+            anchor_at TEXT NOT NULL,            -- previous step's actual fire/send time
+            next_run_at TEXT,                   -- when step_id is due; NULL while waiting on a send
+            waiting_outbox_id INTEGER,          -- the queued email the next step waits for
+            paused_until TEXT,                  -- auto-resume time (out-of-office)
+            enrolled_at TEXT NOT NULL,
+            exited_at TEXT,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX enrollments_due ON enrollments(status, next_run_at);
+        CREATE INDEX enrollments_contact ON enrollments(contact_id, status);
+        CREATE INDEX enrollments_sequence ON enrollments(sequence_id, status);
+        CREATE UNIQUE INDEX enrollments_open_pair ON enrollments(sequence_id, contact_id)
+            WHERE status != 'exited';
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            enrollment_id INTEGER REFERENCES enrollments(id),   -- NULL for `inbox test`
+            step_id INTEGER REFERENCES steps(id),
+            inbox_id INTEGER NOT NULL REFERENCES inboxes(id),
+            contact_id INTEGER REFERENCES contacts(id),
+            to_email TEXT NOT NULL,
+            status TEXT NOT NULL,   -- queued | sending | sent | failed | unknown | skipped | cancelled
+            is_follow_up INTEGER NOT NULL DEFAULT 0,
+            variant TEXT,
+            scheduled_at TEXT NOT NULL,         -- not before (step fire time, cap deferrals)
+            next_attempt_at TEXT NOT NULL,      -- scheduled_at, or later after a retry
+            attempts INTEGER NOT NULL DEFAULT 0,
+            message_id TEXT NOT NULL UNIQUE,    -- our RFC 5322 Message-ID, chosen at queue time
+            subject TEXT,
+            raw BLOB,                           -- the exact MIME bytes handed to the provider
+            thread_id TEXT,                     -- provider thread id (reply threading)
+            provider_message_id TEXT,
+            error TEXT,
+            created_at TEXT NOT NULL,
+            claimed_at TEXT,
+            sent_at TEXT
+        );
+        CREATE UNIQUE INDEX outbox_step_once ON outbox(enrollment_id, step_id)
+            WHERE enrollment_id IS NOT NULL;
+        CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
+        CREATE INDEX outbox_inbox_sent ON outbox(inbox_id, status, sent_at);
+        CREATE TABLE tasks (
+            id INTEGER PRIMARY KEY,
+            enrollment_id INTEGER REFERENCES enrollments(id),
+            step_id INTEGER REFERENCES steps(id),
+            sequence_id INTEGER REFERENCES sequences(id),
+            contact_id INTEGER NOT NULL REFERENCES contacts(id),
+            kind TEXT NOT NULL,                 -- call | linkedin | task
+            title TEXT NOT NULL,
+            notes TEXT NOT NULL DEFAULT '',
+            due_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'open',    -- open | done | skipped
+            created_at TEXT NOT NULL,
+            completed_at TEXT
+        );
+        CREATE UNIQUE INDEX tasks_step_once ON tasks(enrollment_id, step_id)
+            WHERE enrollment_id IS NOT NULL;
+        CREATE INDEX tasks_status ON tasks(status, due_at);
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,   -- sent | skipped | open | click | reply | auto_reply | bounce
+                                  -- | soft_bounce | unsubscribe | meeting | exit | paused | resumed
+            at TEXT NOT NULL,
+            enrollment_id INTEGER,
+            sequence_id INTEGER,
+            step_id INTEGER,
+            contact_id INTEGER,
+            outbox_id INTEGER,
+            inbox_id INTEGER,
+            variant TEXT,
+            detail_json TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX events_sequence ON events(sequence_id, kind);
+        CREATE INDEX events_outbox ON events(outbox_id, kind);
+        CREATE TABLE suppressions (
+            email TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,               -- manual | bounced | unsubscribed | ...
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE templates (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            name TEXT NOT NULL,
+            subject TEXT,
+            body TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (user_id, name)
+        );
+        CREATE TABLE deals (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            stage TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE deal_contacts (
+            deal_id INTEGER NOT NULL REFERENCES deals(id),
+            contact_id INTEGER NOT NULL REFERENCES contacts(id),
+            PRIMARY KEY (deal_id, contact_id)
+        );
+        CREATE TABLE inbound (
+            id INTEGER PRIMARY KEY,
+            inbox_id INTEGER NOT NULL REFERENCES inboxes(id),
+            provider_id TEXT NOT NULL,          -- provider's id (file name, Gmail id, UID...)
+            message_id TEXT,
+            from_email TEXT,
+            subject TEXT,
+            verdict TEXT NOT NULL,              -- bounce | auto_reply | unsubscribe | meeting
+                                                -- | reply | ignored
+            contact_id INTEGER,
+            enrollment_id INTEGER,
+            detail_json TEXT NOT NULL DEFAULT '{}',
+            received_at TEXT NOT NULL,
+            UNIQUE (inbox_id, provider_id)
+        );
+        """
+    )
+
+
+def connect(path: Path | None = None) -> Database:
+    """Open (creating if missing) the database, apply pending migrations, and return it."""
+    path = path or config.db_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise SeqctlError(f"cannot open database {path}: {exc}") from None
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    db = Database(conn)
+    try:
+        if migrations.pending(db):
+            with open(path.with_name(path.name + ".migrate.lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                migrations.apply(db)
+    except (sqlite3.Error, OSError) as exc:
+        raise SeqctlError(f"cannot migrate database {path}: {exc}") from None
+    return db
+
+
+_open: Database | None = None
+
+
+def get() -> Database:
+    """The process's database connection, opened on first use."""
+    global _open
+    if _open is None:
+        _open = connect()
+    return _open
+
+
+def reset() -> None:
+    """Forget the cached connection (tests that switch `SEQCTL_DB`)."""
+    global _open
+    if _open is not None:
+        _open.close()
+    _open = None
+
+
+class transaction:
+    """`with transaction(db):` — one IMMEDIATE transaction; rolled back on any exception.
+
+    Nested uses join the outer transaction.
+    """
+
+    def __init__(self, db: Database):
+        self.conn = db.conn
+        self.outer = False
+
+    def __enter__(self) -> None:
+        if self.conn.in_transaction:
+            self.outer = True
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.outer:
+            return
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")

@@ -1,0 +1,1 @@
+"""Decisions: scheduling, rendering, spam scoring, classification, and the tick workflows."""

@@ -1,0 +1,1 @@
+"""Inbox kinds behind one interface (see base.py)."""
