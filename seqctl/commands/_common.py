@@ -1,0 +1,44 @@
+"""What every command module shares: the --json option, the database, group defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from sqlite_utils import Database
+
+from seqctl import db as database
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def db() -> Database:
+    return database.get()
+
+
+def group(help_text: str) -> typer.Typer:
+    """A command group; the command registered with `@default(app)` runs when none is named
+    (groups default to `list`, so `seqctl users` means `seqctl users list`)."""
+    app = typer.Typer(help=help_text, invoke_without_command=True, no_args_is_help=False)
+
+    @app.callback()
+    def _default(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+        if ctx.invoked_subcommand is not None:
+            return
+        target = getattr(app, "_seqctl_default", None)
+        if target is None:
+            typer.echo(ctx.get_help())
+            raise typer.Exit(0)
+        ctx.invoke(target, json_out=json_out)
+
+    _default.__doc__ = help_text
+    return app
+
+
+def default(app: typer.Typer) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        app._seqctl_default = fn  # type: ignore[attr-defined]
+        return fn
+
+    return mark

@@ -1,0 +1,170 @@
+"""Users (reps) and their inboxes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlite_utils import Database
+
+from seqctl import clock, config
+from seqctl.db import transaction
+from seqctl.errors import SeqctlError
+from seqctl.providers.base import InboxInfo
+
+INBOX_KINDS = ("maildir", "gmail", "outlook", "smtp")
+
+# Published sending limits: Gmail (Workspace) 2,000/day, consumer Gmail 500/day; Exchange
+# Online 10,000 recipients/day. Defaults stay well below them, as cold outreach should.
+DEFAULT_DAILY_CAP = {"gmail": 500, "outlook": 1000, "smtp": 500, "maildir": 10_000}
+
+
+def normalise_email(value: str, *, what: str = "email") -> str:
+    """Lower-cased, stripped address; SeqctlError when it is not an email address."""
+    text = (value or "").strip()
+    if not text:
+        raise SeqctlError(f"{what} is empty")
+    try:
+        result = validate_email(text, check_deliverability=False, allow_special_use_domains=True)
+    except EmailNotValidError as exc:
+        raise SeqctlError(f"{what} '{text}' is not a valid email address: {exc}") from None
+    return result.normalized.lower()
+
+
+def add_user(db: Database, email: str, first_name: str, last_name: str = "",
+             make_default: bool = False) -> dict[str, Any]:
+    email = normalise_email(email, what="user email")
+    now = clock.iso(clock.now())
+    with transaction(db):
+        existing = db.execute("SELECT id FROM users WHERE email = ?", [email]).fetchone()
+        first = db.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
+        if existing:
+            db.execute("UPDATE users SET first_name = ?, last_name = ? WHERE id = ?",
+                       [first_name, last_name, existing[0]])
+            user_id = existing[0]
+        else:
+            user_id = db.execute(
+                "INSERT INTO users (email, first_name, last_name, created_at) VALUES (?,?,?,?)",
+                [email, first_name, last_name, now],
+            ).lastrowid
+        if make_default or first:
+            db.execute("UPDATE users SET is_default = (id = ?)", [user_id])
+    return user(db, email)
+
+
+def user(db: Database, email: str) -> dict[str, Any]:
+    row = db.execute(
+        "SELECT id, email, first_name, last_name, is_default FROM users WHERE email = ?",
+        [email.strip().lower()],
+    ).fetchone()
+    if row is None:
+        raise SeqctlError(f"no user {email}: add one with `seqctl users add {email} --first-name NAME`")
+    return {"id": row[0], "email": row[1], "first_name": row[2], "last_name": row[3],
+            "default": bool(row[4])}
+
+
+def list_users(db: Database) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT id, email, first_name, last_name, is_default FROM users ORDER BY id"
+    ).fetchall()
+    return [{"id": r[0], "email": r[1], "first_name": r[2], "last_name": r[3],
+             "default": bool(r[4])} for r in rows]
+
+
+def add_inbox(db: Database, kind: str, address: str, inbox_config: dict[str, Any],
+              *, daily_cap: int | None = None, make_default: bool = False) -> dict[str, Any]:
+    """Create (or reconnect) an inbox. Its owner is the user with the inbox's address, else the
+    default user; with no users at all, a user is created for the address."""
+    if kind not in INBOX_KINDS:
+        raise SeqctlError(f"unknown inbox kind '{kind}' (one of {', '.join(INBOX_KINDS)})")
+    address = normalise_email(address, what="inbox address")
+    now = clock.iso(clock.now())
+    with transaction(db):
+        owner = db.execute("SELECT id FROM users WHERE email = ?", [address]).fetchone()
+        if owner is None:
+            owner = db.execute("SELECT id FROM users WHERE is_default = 1").fetchone()
+        if owner is None:
+            local = address.split("@")[0].split("+")[0]
+            owner_id = db.execute(
+                "INSERT INTO users (email, first_name, is_default, created_at) VALUES (?,?,1,?)",
+                [address, local.replace(".", " ").title().split(" ")[0], now],
+            ).lastrowid
+        else:
+            owner_id = owner[0]
+        existing = db.execute("SELECT id FROM inboxes WHERE address = ?", [address]).fetchone()
+        if existing:
+            db.execute(
+                "UPDATE inboxes SET kind = ?, config_json = ?, status = 'active', "
+                "status_message = NULL WHERE id = ?",
+                [kind, json.dumps(inbox_config), existing[0]],
+            )
+            inbox_id = existing[0]
+        else:
+            inbox_id = db.execute(
+                "INSERT INTO inboxes (address, kind, user_id, config_json, daily_cap, created_at)"
+                " VALUES (?,?,?,?,?,?)",
+                [address, kind, owner_id, json.dumps(inbox_config), daily_cap, now],
+            ).lastrowid
+        has_default = db.execute(
+            "SELECT 1 FROM inboxes WHERE user_id = ? AND is_default = 1", [owner_id]
+        ).fetchone()
+        if make_default or not has_default:
+            db.execute("UPDATE inboxes SET is_default = (id = ?) WHERE user_id = ?",
+                       [inbox_id, owner_id])
+    return inbox(db, address)
+
+
+def _inbox_row(row: Any) -> dict[str, Any]:
+    keys = ("id", "address", "kind", "user_id", "is_default", "config_json", "daily_cap",
+            "status", "status_message", "sync_cursor", "last_sync_at", "owner_email")
+    data = dict(zip(keys, row, strict=True))
+    data["config"] = json.loads(data.pop("config_json") or "{}")
+    data["default"] = bool(data.pop("is_default"))
+    data["effective_daily_cap"] = data["daily_cap"] or DEFAULT_DAILY_CAP[data["kind"]]
+    return data
+
+
+_INBOX_SELECT = (
+    "SELECT i.id, i.address, i.kind, i.user_id, i.is_default, i.config_json, i.daily_cap, "
+    "i.status, i.status_message, i.sync_cursor, i.last_sync_at, u.email "
+    "FROM inboxes i JOIN users u ON u.id = i.user_id"
+)
+
+
+def inbox(db: Database, address: str) -> dict[str, Any]:
+    row = db.execute(_INBOX_SELECT + " WHERE i.address = ?", [address.strip().lower()]).fetchone()
+    if row is None:
+        raise SeqctlError(f"no inbox {address}: see `seqctl inbox list`")
+    return _inbox_row(row)
+
+
+def inbox_by_id(db: Database, inbox_id: int) -> dict[str, Any] | None:
+    row = db.execute(_INBOX_SELECT + " WHERE i.id = ?", [inbox_id]).fetchone()
+    return _inbox_row(row) if row else None
+
+
+def list_inboxes(db: Database) -> list[dict[str, Any]]:
+    rows = db.execute(_INBOX_SELECT + " WHERE i.status != 'removed' ORDER BY i.id").fetchall()
+    return [_inbox_row(r) for r in rows]
+
+
+def inbox_info(row: dict[str, Any]) -> InboxInfo:
+    return InboxInfo(id=row["id"], address=row["address"], kind=row["kind"],
+                     config=row["config"], home=config.home())
+
+
+def default_inbox_for(db: Database, owner_email: str | None) -> int | None:
+    """The sending inbox of a contact: its owner's default inbox; a contact without an owner
+    belongs to the default user."""
+    if owner_email:
+        row = db.execute(
+            "SELECT i.id FROM inboxes i JOIN users u ON u.id = i.user_id "
+            "WHERE u.email = ? AND i.is_default = 1", [owner_email],
+        ).fetchone()
+        return row[0] if row else None
+    row = db.execute(
+        "SELECT i.id FROM inboxes i JOIN users u ON u.id = i.user_id "
+        "WHERE u.is_default = 1 AND i.is_default = 1"
+    ).fetchone()
+    return row[0] if row else None

@@ -1,0 +1,51 @@
+"""Printing: exactly one JSON document with --json, Rich tables otherwise; messages to stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+_out = Console(highlight=False, soft_wrap=True)
+
+
+def emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def info(message: str) -> None:
+    """Progress and notes: stderr, so stdout stays clean for pipes."""
+    _err.print(message, markup=False)
+
+
+def warn(message: str) -> None:
+    _err.print(f"warning: {message}", markup=False, style="yellow")
+
+
+def line(message: str = "") -> None:
+    _out.print(message, markup=False)
+
+
+def table(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, title: str | None = None,
+          empty: str = "nothing to show") -> None:
+    """A table of `columns` (keys of each row) on stdout."""
+    from rich.table import Table
+
+    rows = list(rows)
+    if not rows:
+        info(empty)
+        return
+    tbl = Table(title=title, show_edge=False, header_style="bold")
+    for column in columns:
+        tbl.add_column(column)
+    for row in rows:
+        tbl.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    _out.print(tbl)
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()
