@@ -1,0 +1,123 @@
+"""`seqctl enroll`, `pause`, `resume`, `unenroll`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from seqctl import clock, output
+from seqctl.commands._common import JsonOpt, db
+from seqctl.engine import enroll as engine
+from seqctl.errors import SeqctlError
+
+
+def register(root: typer.Typer) -> None:
+    root.command("enroll")(enroll)
+    root.command("pause")(pause)
+    root.command("resume")(resume)
+    root.command("unenroll")(unenroll)
+
+
+def _read_csv_source(csv: Path) -> tuple[bytes, str]:
+    if str(csv) == "-":
+        return sys.stdin.buffer.read(), "<stdin>"
+    try:
+        return csv.read_bytes(), str(csv)
+    except OSError as exc:
+        raise SeqctlError(f"cannot read {csv}: {exc.strerror}") from None
+
+
+def enroll(
+    sequence: str,
+    emails: Annotated[list[str] | None, typer.Argument(help="Contact emails.")] = None,
+    csv: Annotated[Path | None, typer.Option(
+        "--csv", help="Contacts CSV to import and enroll ('-' reads standard input).")] = None,
+    inbox: Annotated[str | None, typer.Option("--inbox", help="Send from this inbox.")] = None,
+    reenroll: Annotated[bool, typer.Option(
+        "--reenroll", help="Enroll again contacts whose earlier enrollment has exited.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Enroll contacts in SEQUENCE. Exits 1 when any contact failed (or any CSV row was bad),
+    so a script can tell."""
+    from seqctl.engine.contacts import import_contacts
+
+    if not emails and csv is None:
+        raise typer.BadParameter("give contact emails or --csv FILE", param_hint="EMAILS")
+    database = db()
+    wanted = list(emails or [])
+    bad_rows: list[dict] = []
+    if csv is not None:
+        data, name = _read_csv_source(csv)
+        imported = import_contacts(database, data, filename=name)
+        bad_rows = imported.invalid
+        for bad in bad_rows:
+            output.warn(f"{name}:{bad['line']}: {bad['reason']} ({bad['email']})")
+        wanted += imported.emails
+    summary = engine.enroll(database, sequence, wanted, clock.now(), inbox_address=inbox,
+                            reenroll=reenroll)
+    if bad_rows:
+        summary["invalid_rows"] = bad_rows
+    if json_out:
+        output.emit_json(summary)
+    else:
+        for result in summary["results"]:
+            if result["status"] == "failed":
+                output.warn(f"{result['email']}: {result['message']}")
+        output.line(f"enrolled {summary['enrolled']}, skipped {summary['skipped_duplicates']} "
+                    f"duplicates, failed {summary['failed']}")
+    if summary["failed"] or bad_rows:
+        raise typer.Exit(1)
+
+
+def pause(sequence: str, email: str) -> None:
+    """Pause EMAIL in SEQUENCE: nothing fires or sends until `seqctl resume`."""
+    database = db()
+    found = engine.find_enrollment(database, sequence, email)
+    engine.pause(database, found, clock.now())
+    output.info(f"paused {email} in {sequence}")
+
+
+def resume(
+    sequence: Annotated[str | None, typer.Argument()] = None,
+    email: Annotated[str | None, typer.Argument()] = None,
+    failed: Annotated[bool, typer.Option(
+        "--failed", help="Resume every failed enrollment (with --inbox: that failed on it).")] = False,
+    inbox: Annotated[str | None, typer.Option("--inbox")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Resume a paused or failed enrollment (SEQUENCE EMAIL), or with --failed every failed
+    one (of --inbox ADDRESS, after reconnecting it)."""
+    database = db()
+    now = clock.now()
+    if failed:
+        ids = engine.failed_enrollment_ids(database, inbox)
+        resumed = [i for i in ids if engine.resume(database, i, now) == "active"]
+        if json_out:
+            output.emit_json({"resumed": len(resumed), "still_failed": len(ids) - len(resumed)})
+        else:
+            output.line(f"resumed {len(resumed)} of {len(ids)} failed enrollments")
+        if len(resumed) < len(ids):
+            raise typer.Exit(1)
+        return
+    if not sequence or not email:
+        raise typer.BadParameter("give SEQUENCE EMAIL, or --failed [--inbox ADDRESS]")
+    found = engine.find_enrollment(database, sequence, email)
+    status = engine.resume(database, found["id"], now)
+    if status != "active":
+        raise SeqctlError(f"{email} still cannot run: {engine.failure_message(database, found['id'])}")
+    if json_out:
+        output.emit_json(engine.enrollment_rows(database, sequence=sequence, email=email)[-1])
+    else:
+        output.info(f"resumed {email} in {sequence}")
+
+
+def unenroll(sequence: str, email: str) -> None:
+    """Take EMAIL out of SEQUENCE for good (exit reason `manual`)."""
+    database = db()
+    found = engine.find_enrollment(database, sequence, email)
+    if not engine.unenroll(database, found["id"], clock.now()):
+        raise SeqctlError(f"{email} has already exited {sequence}")
+    output.info(f"unenrolled {email} from {sequence}")

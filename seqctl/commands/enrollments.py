@@ -1,0 +1,35 @@
+"""`seqctl enrollments list`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from seqctl import output
+from seqctl.commands._common import JsonOpt, db, default, group
+from seqctl.engine import enroll as engine
+
+app = group("Who is in which sequence, and where they are in it.")
+
+
+@default(app)
+@app.command("list")
+def list_enrollments(
+    sequence: Annotated[str | None, typer.Option("--sequence", "-s")] = None,
+    status: Annotated[str | None, typer.Option(
+        "--status", help="active | paused | exited | failed")] = None,
+    email: Annotated[str | None, typer.Option("--email")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List every matching enrollment (no limit)."""
+    rows = engine.enrollment_rows(db(), sequence=sequence, status=status, email=email)
+    if json_out:
+        output.emit_json([{k: r[k] for k in (
+            "id", "sequence", "email", "status", "exit_reason", "failure_message", "variant",
+            "step", "next_run_at", "inbox")} for r in rows])
+        return
+    for r in rows:
+        r["why"] = r["exit_reason"] or r["failure_message"] or ""
+    output.table(rows, ["id", "sequence", "email", "status", "step", "next_run_at", "variant",
+                        "why"], empty="no enrollments")

@@ -1,0 +1,192 @@
+"""The one rendering path: from an enrollment and a step to the exact MIME bytes.
+
+`seqctl preview` and the dispatcher both call `compose`, so what you preview is what is sent.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from seqctl import config, settings
+from seqctl.engine import render, tracking
+from seqctl.engine.message import BuiltMessage, OutgoingEmail, Tracking, Unsubscribe, build_message
+from seqctl.errors import SeqctlError
+from seqctl.files import install_secret
+
+
+@dataclass
+class Composed:
+    built: BuiltMessage
+    thread_id: str | None       # provider thread id to reply in, when replying
+    is_reply: bool
+
+
+def message_id_for(enrollment_id: int, step_id: int, inbox_address: str) -> str:
+    """A Message-ID fixed per (enrollment, step): chosen when the email is queued, so a
+    crashed send can be looked up by it, and preview shows the same one."""
+    key = install_secret(config.home())
+    digest = hmac.new(key, f"msgid:{enrollment_id}:{step_id}".encode(), hashlib.sha256)
+    domain = inbox_address.rsplit("@", 1)[-1]
+    return f"<sq.{enrollment_id}.{step_id}.{digest.hexdigest()[:16]}@{domain}>"
+
+
+def _step_content(db: Database, step: dict[str, Any], variant: str, owner_id: int) -> tuple[str | None, str]:
+    """Subject and body templates of a step for a variant (a `template:` step reads the saved
+    template of the inbox owner, else any user's of that name)."""
+    if step.get("template"):
+        row = db.execute(
+            "SELECT subject, body FROM templates WHERE name = ? "
+            "ORDER BY (user_id = ?) DESC, id LIMIT 1", [step["template"], owner_id],
+        ).fetchone()
+        if row is None:
+            raise SeqctlError(f"template '{step['template']}' no longer exists: "
+                              "save it again with `seqctl templates save`")
+        return row[0], row[1]
+    if variant == "B" and step.get("variant_b_json"):
+        variant_b = json.loads(step["variant_b_json"])
+        return variant_b.get("subject", step.get("subject")), variant_b.get("body", step["body"])
+    return step.get("subject"), step["body"] or ""
+
+
+def _context(db: Database, contact: dict[str, Any], owner: dict[str, Any]) -> dict[str, str]:
+    return render.merge_context(contact, owner)
+
+
+def _previous_email(db: Database, enrollment_id: int, sequence_id: int, position: int):
+    """The email step before `position` and its outbox row for this enrollment, if any."""
+    step = db.execute(
+        "SELECT * FROM steps WHERE sequence_id = ? AND removed = 0 AND step_type = 'email' "
+        "AND position < ? ORDER BY position DESC LIMIT 1", [sequence_id, position],
+    ).fetchone()
+    if step is None:
+        return None, None
+    columns = [c[0] for c in db.execute("SELECT * FROM steps LIMIT 0").description]
+    step_row = dict(zip(columns, step, strict=True))
+    sent = db.execute(
+        "SELECT raw, subject, thread_id, status FROM outbox WHERE enrollment_id = ? AND step_id = ?",
+        [enrollment_id, step_row["id"]],
+    ).fetchone()
+    return step_row, sent
+
+
+def compose(db: Database, enrollment_id: int, step: dict[str, Any], *, date: datetime,
+            variant: str | None = None) -> Composed:
+    """Render the email `step` for `enrollment_id` as it would be sent at `date`."""
+    enr = db.execute(
+        "SELECT e.id, e.sequence_id, e.contact_id, e.inbox_id, e.variant, "
+        "s.track_opens, s.track_clicks FROM enrollments e JOIN sequences s ON s.id = e.sequence_id "
+        "WHERE e.id = ?", [enrollment_id],
+    ).fetchone()
+    if enr is None:
+        raise SeqctlError(f"enrollment {enrollment_id} not found")
+    _, sequence_id, contact_id, inbox_id, stored_variant, track_opens, track_clicks = enr
+    variant = (variant or stored_variant or "A").upper()
+    contact = _contact(db, contact_id)
+    inbox = db.execute(
+        "SELECT i.address, u.id, u.email, u.first_name, u.last_name FROM inboxes i "
+        "JOIN users u ON u.id = i.user_id WHERE i.id = ?", [inbox_id],
+    ).fetchone()
+    if inbox is None:
+        raise SeqctlError("this enrollment has no inbox to send from: "
+                          "add one with `seqctl inbox add` and `seqctl resume --failed --inbox`")
+    address, owner_id, owner_email, owner_first, owner_last = inbox
+    owner = {"email": owner_email, "first_name": owner_first, "last_name": owner_last}
+    context = _context(db, contact, owner)
+
+    subject_t, body_t = _step_content(db, step, variant, owner_id)
+    body = render.render(body_t, context)
+    in_reply_to = None
+    references: list[str] = []
+    thread_id = None
+    is_reply = False
+    if subject_t:
+        subject = render.render(subject_t, context)
+    else:
+        subject, in_reply_to, references, thread_id = _thread(
+            db, enrollment_id, sequence_id, step["position"], variant, owner_id, context)
+        is_reply = in_reply_to is not None
+    cc = [render.render(x, context) for x in json.loads(step.get("cc_json") or "[]")]
+    bcc = [render.render(x, context) for x in json.loads(step.get("bcc_json") or "[]")]
+
+    tracking_base = settings.get(db, "tracking_base_url")
+    message_id = message_id_for(enrollment_id, step["id"], address)
+    unsubscribe = Unsubscribe(
+        mailto=settings.get(db, "unsubscribe_mailto") or _plus_tag(address, "unsubscribe"),
+        url=tracking.link(tracking_base, "u", message_id) if tracking_base else None,
+        physical_address=settings.get(db, "physical_address") or None,
+    )
+    track = None
+    if tracking_base and (track_opens or track_clicks):
+        track = _tracking(tracking_base, message_id, bool(track_opens), bool(track_clicks))
+    outgoing = OutgoingEmail(
+        from_address=address,
+        from_name=" ".join(x for x in (owner_first, owner_last) if x),
+        to_address=contact["email"],
+        to_name=" ".join(x for x in (contact["first_name"], contact["last_name"]) if x),
+        subject=subject,
+        text=body,
+        cc=[x for x in cc if x.strip()],
+        bcc=[x for x in bcc if x.strip()],
+        message_id=message_id,
+        date=date,
+        in_reply_to=in_reply_to,
+        references=references,
+        unsubscribe=unsubscribe,
+        tracking=track,
+    )
+    return Composed(built=build_message(outgoing), thread_id=thread_id, is_reply=is_reply)
+
+
+def _thread(db, enrollment_id, sequence_id, position, variant, owner_id, context):
+    """Subject and threading headers for an email step without a subject: a reply in the thread
+    of the previous email; if that email was never sent, a new thread with its subject."""
+    prev_step, prev_sent = _previous_email(db, enrollment_id, sequence_id, position)
+    if prev_step is None:
+        raise SeqctlError("an email step without a subject needs an earlier email step")
+    if prev_sent is not None and prev_sent[3] == "sent" and prev_sent[0]:
+        parsed = email.message_from_bytes(prev_sent[0], policy=email.policy.default)
+        prev_id = str(parsed["Message-ID"]).strip()
+        refs = str(parsed.get("References", "") or "").split()
+        return (render.reply_subject(prev_sent[1] or str(parsed["Subject"])), prev_id,
+                [*refs, prev_id], prev_sent[2])
+    if prev_sent is not None and prev_sent[1] and prev_sent[3] != "skipped":
+        # queued or in flight: the preview shows the reply it will become
+        return render.reply_subject(prev_sent[1]), None, [], None
+    subject_t, _ = _step_content(db, prev_step, variant, owner_id)
+    if not subject_t:
+        return _thread(db, enrollment_id, sequence_id, prev_step["position"], variant, owner_id,
+                       context)
+    return render.render(subject_t, context), None, [], None
+
+
+def _contact(db: Database, contact_id: int) -> dict[str, Any]:
+    row = db.execute(
+        "SELECT email, first_name, last_name, company_name, owner_email, lifecycle_stage, "
+        "timezone, custom_fields_json FROM contacts WHERE id = ?", [contact_id],
+    ).fetchone()
+    keys = ("email", "first_name", "last_name", "company_name", "owner_email",
+            "lifecycle_stage", "timezone")
+    contact = dict(zip(keys, row[:7], strict=True))
+    contact["custom_fields"] = json.loads(row[7] or "{}")
+    return contact
+
+
+def _plus_tag(address: str, tag: str) -> str:
+    local, _, domain = address.partition("@")
+    return f"{local}+{tag}@{domain}"
+
+
+def _tracking(base: str, message_id: str, opens: bool, clicks: bool) -> Tracking:
+    return Tracking(
+        pixel_url=tracking.link(base, "o", message_id) if opens else None,
+        wrap_link=(lambda url: tracking.link(base, "c", message_id, url)) if clicks else None,
+    )

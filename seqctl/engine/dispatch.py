@@ -1,0 +1,364 @@
+"""The dispatch phase: send queued emails whose time has come, within the caps.
+
+Exactly-once intent: a row is claimed (`sending`, with its exact bytes) and committed before
+the provider call, and marked `sent` after. Only the tick-lock holder dispatches, so a
+`sending` row found at the start of a tick is stale: it is reconciled with the provider's sent
+mail by Message-ID before anything is retried; if the provider cannot tell, the row becomes
+`unknown` and waits for `seqctl outbox retry`.
+
+Inboxes dispatch concurrently (one thread and one connection each), each inbox sequentially,
+so a slow or throttled inbox never holds up the others.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from seqctl import clock, config, settings
+from seqctl import db as database
+from seqctl.clock import from_iso, iso
+from seqctl.db import transaction
+from seqctl.engine import accounts, compose, events, plan
+from seqctl.engine.schedule import into_window
+from seqctl.engine.tick import TickCounts, advance, fail_enrollment, inbox_problem
+from seqctl.errors import SeqctlError
+from seqctl.providers.base import (
+    AuthRevokedError,
+    Provider,
+    ProviderError,
+    SendResult,
+    TransientError,
+    UndecidableError,
+)
+from seqctl.providers.registry import open_provider
+
+ProviderFactory = Callable[[dict[str, Any]], Provider]
+
+# Retries inside one tick wait at most this long in all for one message; longer waits are left
+# to a later tick through next_attempt_at.
+IN_TICK_RETRY_BUDGET = 8.0
+MAX_ATTEMPTS = 8
+
+
+def default_factory(inbox: dict[str, Any]) -> Provider:
+    return open_provider(accounts.inbox_info(inbox))
+
+
+def backoff(attempts: int, retry_after: float | None) -> float:
+    """Seconds to wait before attempt `attempts + 1`: Retry-After when the server says, else
+    exponential (2, 4, 8 ... capped at 15 min) with jitter."""
+    if retry_after is not None:
+        return max(0.0, retry_after)
+    base = min(900.0, 2.0 ** max(1, attempts))
+    return base * (0.5 + random.random() / 2)
+
+
+def sent_last_24h(db: Database, inbox_id: int, now: datetime | None = None) -> int:
+    now = now or clock.now()
+    return db.execute(
+        "SELECT COUNT(*) FROM outbox WHERE inbox_id = ? AND status = 'sent' AND sent_at > ?",
+        [inbox_id, iso(now - timedelta(hours=24))]).fetchone()[0]
+
+
+def run_dispatch(db: Database, now: datetime, counts: TickCounts, *, dry_run: bool = False,
+                 factory: ProviderFactory = default_factory) -> None:
+    inboxes = {row["id"]: row for row in accounts.list_inboxes(db)}
+    if not dry_run:
+        reconcile_stale(db, inboxes, factory, counts)
+    due = db.execute(
+        "SELECT o.id, o.inbox_id, o.enrollment_id, e.sequence_id, c.timezone "
+        "FROM outbox o LEFT JOIN enrollments e ON e.id = o.enrollment_id "
+        "LEFT JOIN contacts c ON c.id = o.contact_id "
+        "WHERE o.status = 'queued' AND o.next_attempt_at <= ? "
+        "AND (e.id IS NULL OR e.status = 'active') "
+        "ORDER BY o.is_follow_up DESC, o.scheduled_at, o.id", [iso(now)]).fetchall()
+    if not due:
+        return
+    hour_start = now.replace(minute=0, second=0, microsecond=0)
+    sent_this_hour = db.execute(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND sent_at >= ?",
+        [iso(hour_start)]).fetchone()[0]
+    hourly_left = settings.get_int(db, "sequence_hourly_send_cap") - sent_this_hour
+    daily_left = {i: row["effective_daily_cap"] - sent_last_24h(db, i, now)
+                  for i, row in inboxes.items()}
+    plans = plan.Plans(db)
+    batches: dict[int, list[int]] = {}
+    deferrals: list[tuple[str, int]] = []
+    for outbox_id, inbox_id, _enrollment_id, sequence_id, tz in due:
+        inbox = inboxes.get(inbox_id)
+        if inbox is None or inbox["status"] != "active":
+            continue        # needs_reauth / paused by bounces: wait, untouched
+        if hourly_left <= 0:
+            later = hour_start + timedelta(hours=1)
+        elif daily_left[inbox_id] <= 0:
+            later = _daily_cap_frees_at(db, inbox_id, now, inbox["effective_daily_cap"])
+        else:
+            hourly_left -= 1
+            daily_left[inbox_id] -= 1
+            batches.setdefault(inbox_id, []).append(outbox_id)
+            continue
+        if sequence_id is not None:
+            later = into_window(later, plans[sequence_id].window_for(tz))
+        deferrals.append((iso(later), outbox_id))
+    counts.deferred += len(deferrals)
+    if dry_run:
+        counts.emails_sent += sum(len(b) for b in batches.values())
+        return
+    if deferrals:
+        with transaction(db):
+            db.conn.executemany("UPDATE outbox SET next_attempt_at = ? WHERE id = ?", deferrals)
+    if not batches:
+        return
+    if len(batches) == 1:
+        ((inbox_id, ids),) = batches.items()
+        _send_batch(db, inboxes[inbox_id], ids, factory, counts)
+        return
+    path = config.db_path()
+
+    def worker(item: tuple[int, list[int]]) -> TickCounts:
+        inbox_id, ids = item
+        local_counts = TickCounts()
+        own = database.connect(path)
+        try:
+            _send_batch(own, inboxes[inbox_id], ids, factory, local_counts)
+        finally:
+            own.close()
+        return local_counts
+
+    with ThreadPoolExecutor(max_workers=min(8, len(batches))) as pool:
+        for result in pool.map(worker, batches.items()):
+            counts.emails_sent += result.emails_sent
+            counts.failed += result.failed
+            counts.deferred += result.deferred
+            counts.exited += result.exited
+            counts.skipped_suppressed += result.skipped_suppressed
+
+
+def _daily_cap_frees_at(db: Database, inbox_id: int, now: datetime, cap: int) -> datetime:
+    """With a rolling 24 h cap, the next send is allowed when the oldest send counted against
+    the cap is 24 h old."""
+    rows = db.execute(
+        "SELECT sent_at FROM outbox WHERE inbox_id = ? AND status = 'sent' AND sent_at > ? "
+        "ORDER BY sent_at DESC LIMIT 1 OFFSET ?",
+        [inbox_id, iso(now - timedelta(hours=24)), max(0, cap - 1)]).fetchone()
+    if rows is None:
+        return now + timedelta(minutes=1)
+    return from_iso(rows[0]) + timedelta(hours=24, seconds=1)
+
+
+def _load(db: Database, outbox_id: int) -> dict[str, Any] | None:
+    cursor = db.execute(
+        "SELECT o.*, e.status AS enrollment_status, e.sequence_id, e.waiting_outbox_id, "
+        "c.timezone AS contact_timezone, "
+        "(SELECT 1 FROM suppressions s WHERE s.email = o.to_email) AS suppressed "
+        "FROM outbox o LEFT JOIN enrollments e ON e.id = o.enrollment_id "
+        "LEFT JOIN contacts c ON c.id = o.contact_id WHERE o.id = ?", [outbox_id])
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([c[0] for c in cursor.description], row, strict=True))
+
+
+def _send_batch(db: Database, inbox: dict[str, Any], ids: list[int], factory: ProviderFactory,
+                counts: TickCounts) -> None:
+    try:
+        provider = factory(inbox)
+    except AuthRevokedError as exc:
+        _revoke(db, inbox, str(exc), counts)
+        return
+    except (ProviderError, SeqctlError) as exc:
+        _log(f"inbox {inbox['address']}: cannot open: {exc}")
+        return
+    plans = plan.Plans(db)
+    for outbox_id in ids:
+        outcome = _send_one(db, inbox, provider, outbox_id, plans, counts)
+        if outcome == "revoked":
+            return
+
+
+def _send_one(db: Database, inbox: dict[str, Any], provider: Provider, outbox_id: int,
+              plans: plan.Plans, counts: TickCounts) -> str:
+    row = _load(db, outbox_id)
+    if row is None or row["status"] != "queued":
+        return "gone"
+    now = clock.now()
+    # re-check suppression and exits right before the send
+    if row["enrollment_id"] is not None and row["enrollment_status"] != "active":
+        return "held"
+    if row["suppressed"]:
+        _skip_suppressed(db, row, plans, now, counts)
+        return "skipped"
+    if row["enrollment_id"] is not None:
+        the_plan = plans[row["sequence_id"]]
+        step = _step(db, row["step_id"])
+        try:
+            composed = compose.compose(db, row["enrollment_id"], step, date=now)
+        except SeqctlError as exc:
+            with transaction(db):
+                db.execute("UPDATE outbox SET status = 'failed', error = ? WHERE id = ?",
+                           [str(exc), outbox_id])
+                fail_enrollment(db, row["enrollment_id"], str(exc), now)
+            counts.failed += 1
+            return "failed"
+        raw, subject, bcc = composed.built.raw, composed.built.subject, composed.built.bcc
+        thread_id = composed.thread_id
+    else:
+        the_plan, step = None, None
+        raw, subject, bcc, thread_id = row["raw"], row["subject"], [], None
+    with transaction(db):
+        claimed = db.execute(
+            "UPDATE outbox SET status = 'sending', raw = ?, subject = ?, thread_id = ?, "
+            "claimed_at = ?, attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
+            [raw, subject, thread_id, iso(now), outbox_id]).rowcount
+    if not claimed:
+        return "gone"
+    attempts = row["attempts"] + 1
+    waited = 0.0
+    while True:
+        try:
+            result = provider.send(raw, message_id=row["message_id"], thread_id=thread_id, bcc=bcc)
+        except TransientError as exc:
+            delay = backoff(attempts, exc.retry_after)
+            if waited + delay <= IN_TICK_RETRY_BUDGET and attempts < MAX_ATTEMPTS:
+                time.sleep(delay)
+                waited += delay
+                attempts += 1
+                continue
+            with transaction(db):
+                db.execute(
+                    "UPDATE outbox SET status = 'queued', attempts = ?, next_attempt_at = ?, "
+                    "error = ? WHERE id = ?",
+                    [attempts, iso(clock.now() + timedelta(seconds=delay)),
+                     f"will retry: {exc}", outbox_id])
+            counts.deferred += 1
+            _log(f"inbox {inbox['address']}: {exc}; retrying in {delay:.0f}s")
+            return "retry"
+        except AuthRevokedError as exc:
+            with transaction(db):
+                db.execute("UPDATE outbox SET status = 'queued' WHERE id = ?", [outbox_id])
+            _revoke(db, inbox, str(exc), counts)
+            return "revoked"
+        except ProviderError as exc:
+            with transaction(db):
+                db.execute("UPDATE outbox SET status = 'failed', error = ? WHERE id = ?",
+                           [str(exc), outbox_id])
+                if row["enrollment_id"] is not None:
+                    fail_enrollment(db, row["enrollment_id"], f"send failed: {exc}", now)
+            counts.failed += 1
+            return "failed"
+        break
+    mark_sent(db, row, result, clock.now(), the_plan, step, counts)
+    return "sent"
+
+
+def mark_sent(db: Database, row: dict[str, Any], result: SendResult, sent_at: datetime,
+              the_plan: plan.Plan | None, step: dict[str, Any] | None,
+              counts: TickCounts) -> None:
+    """Record a send and start the clock of the enrollment's next step from it."""
+    with transaction(db):
+        db.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, provider_message_id = ?, "
+            "thread_id = COALESCE(?, thread_id), error = NULL WHERE id = ?",
+            [iso(sent_at), result.provider_message_id, result.thread_id, row["id"]])
+        events.record(db, "sent", sent_at, enrollment_id=row["enrollment_id"],
+                      outbox_id=row["id"], step_id=row["step_id"],
+                      contact_id=row["contact_id"], inbox_id=row["inbox_id"])
+        counts.emails_sent += 1
+        if the_plan is not None and step is not None:
+            _after(db, row, the_plan, step, sent_at, counts)
+
+
+def _after(db: Database, row: dict[str, Any], the_plan: plan.Plan, step: dict[str, Any],
+           at: datetime, counts: TickCounts) -> None:
+    """The email of `step` is done (sent or skipped): the next step counts from `at`."""
+    current = db.execute("SELECT waiting_outbox_id, status FROM enrollments WHERE id = ?",
+                         [row["enrollment_id"]]).fetchone()
+    if current is None or current[0] != row["id"] or current[1] == "exited":
+        return
+    advance(db, row["enrollment_id"], the_plan, step, at, row["contact_timezone"], counts)
+
+
+def _skip_suppressed(db: Database, row: dict[str, Any], plans: plan.Plans, now: datetime,
+                     counts: TickCounts) -> None:
+    with transaction(db):
+        db.execute("UPDATE outbox SET status = 'skipped', error = 'suppressed' WHERE id = ?",
+                   [row["id"]])
+        if row["enrollment_id"] is not None:
+            events.record(db, "skipped", now, enrollment_id=row["enrollment_id"],
+                          step_id=row["step_id"], detail={"reason": "suppressed"})
+            _after(db, row, plans[row["sequence_id"]], _step(db, row["step_id"]), now, counts)
+    counts.skipped_suppressed += 1
+
+
+def _step(db: Database, step_id: int) -> dict[str, Any]:
+    cursor = db.execute("SELECT * FROM steps WHERE id = ?", [step_id])
+    return dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True))
+
+
+def _revoke(db: Database, inbox: dict[str, Any], reason: str, counts: TickCounts) -> None:
+    """The grant is gone: the inbox needs reconnecting and its due enrollments fail with a
+    message that says how."""
+    now = clock.now()
+    message = inbox_problem(inbox["address"], "needs_reauth", inbox["kind"])
+    with transaction(db):
+        db.execute("UPDATE inboxes SET status = 'needs_reauth', status_message = ? WHERE id = ?",
+                   [f"authorization revoked: {reason}"[:300], inbox["id"]])
+        waiting = db.execute(
+            "SELECT DISTINCT enrollment_id FROM outbox WHERE inbox_id = ? AND "
+            "status IN ('queued', 'sending') AND enrollment_id IS NOT NULL "
+            "AND next_attempt_at <= ?", [inbox["id"], iso(now)]).fetchall()
+        for (enrollment_id,) in waiting:
+            fail_enrollment(db, enrollment_id, message, now)
+            counts.failed += 1
+        db.execute("UPDATE outbox SET status = 'failed', error = ? WHERE inbox_id = ? AND "
+                   "status = 'queued' AND next_attempt_at <= ?", [message, inbox["id"], iso(now)])
+    _log(f"inbox {inbox['address']}: {message}")
+
+
+def reconcile_stale(db: Database, inboxes: dict[int, dict[str, Any]], factory: ProviderFactory,
+                    counts: TickCounts) -> None:
+    """`sending` rows left by a crashed tick: ask the provider whether each went out."""
+    stale = db.execute("SELECT id FROM outbox WHERE status = 'sending'").fetchall()
+    plans = plan.Plans(db)
+    providers: dict[int, Provider | None] = {}
+    for (outbox_id,) in stale:
+        row = _load(db, outbox_id)
+        inbox = inboxes.get(row["inbox_id"])
+        if inbox is not None and row["inbox_id"] not in providers:
+            try:
+                providers[row["inbox_id"]] = factory(inbox)
+            except (ProviderError, SeqctlError):
+                providers[row["inbox_id"]] = None
+        provider = providers.get(row["inbox_id"])
+        try:
+            if provider is None:
+                raise UndecidableError("inbox unavailable")
+            found = provider.find_sent(row["message_id"])
+        except (UndecidableError, TransientError, ProviderError) as exc:
+            with transaction(db):
+                db.execute("UPDATE outbox SET status = 'unknown', error = ? WHERE id = ?",
+                           [f"a tick stopped during this send and the provider cannot tell "
+                            f"whether it went out ({exc}); check the Sent folder, then "
+                            f"`seqctl outbox retry {outbox_id}` if it did not", outbox_id])
+            _log(f"outbox {outbox_id}: send state unknown; see `seqctl outbox list`")
+            continue
+        if found is not None:
+            step = _step(db, row["step_id"]) if row["step_id"] else None
+            the_plan = plans[row["sequence_id"]] if row["sequence_id"] else None
+            mark_sent(db, row, found, from_iso(row["claimed_at"]) or clock.now(), the_plan, step,
+                      counts)
+        else:
+            with transaction(db):
+                db.execute("UPDATE outbox SET status = 'queued' WHERE id = ?", [outbox_id])
+
+
+def _log(message: str) -> None:
+    sys.stderr.write(message + "\n")
