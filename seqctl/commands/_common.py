@@ -20,7 +20,8 @@ def db() -> Database:
 def group(help_text: str) -> typer.Typer:
     """A command group; the command registered with `@default(app)` runs when none is named
     (groups default to `list`, so `seqctl users` means `seqctl users list`)."""
-    app = typer.Typer(help=help_text, invoke_without_command=True, no_args_is_help=False)
+    app = typer.Typer(help=help_text, invoke_without_command=True, no_args_is_help=False,
+                      rich_markup_mode="markdown")
 
     @app.callback()
     def _default(ctx: typer.Context, json_out: JsonOpt = False) -> None:

@@ -26,22 +26,25 @@ def normalise_email(value: str, *, what: str = "email") -> str:
     if not text:
         raise SeqctlError(f"{what} is empty")
     try:
-        result = validate_email(text, check_deliverability=False, allow_special_use_domains=True)
+        result = validate_email(text, check_deliverability=False, test_environment=True)
     except EmailNotValidError as exc:
         raise SeqctlError(f"{what} '{text}' is not a valid email address: {exc}") from None
     return result.normalized.lower()
 
 
-def add_user(db: Database, email: str, first_name: str, last_name: str = "",
-             make_default: bool = False) -> dict[str, Any]:
+def add_user(
+    db: Database, email: str, first_name: str, last_name: str = "", make_default: bool = False
+) -> dict[str, Any]:
     email = normalise_email(email, what="user email")
     now = clock.iso(clock.now())
     with transaction(db):
         existing = db.execute("SELECT id FROM users WHERE email = ?", [email]).fetchone()
         first = db.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
         if existing:
-            db.execute("UPDATE users SET first_name = ?, last_name = ? WHERE id = ?",
-                       [first_name, last_name, existing[0]])
+            db.execute(
+                "UPDATE users SET first_name = ?, last_name = ? WHERE id = ?",
+                [first_name, last_name, existing[0]],
+            )
             user_id = existing[0]
         else:
             user_id = db.execute(
@@ -59,21 +62,37 @@ def user(db: Database, email: str) -> dict[str, Any]:
         [email.strip().lower()],
     ).fetchone()
     if row is None:
-        raise SeqctlError(f"no user {email}: add one with `seqctl users add {email} --first-name NAME`")
-    return {"id": row[0], "email": row[1], "first_name": row[2], "last_name": row[3],
-            "default": bool(row[4])}
+        raise SeqctlError(
+            f"no user {email}: add one with `seqctl users add {email} --first-name NAME`"
+        )
+    return {
+        "id": row[0],
+        "email": row[1],
+        "first_name": row[2],
+        "last_name": row[3],
+        "default": bool(row[4]),
+    }
 
 
 def list_users(db: Database) -> list[dict[str, Any]]:
     rows = db.execute(
         "SELECT id, email, first_name, last_name, is_default FROM users ORDER BY id"
     ).fetchall()
-    return [{"id": r[0], "email": r[1], "first_name": r[2], "last_name": r[3],
-             "default": bool(r[4])} for r in rows]
+    return [
+        {"id": r[0], "email": r[1], "first_name": r[2], "last_name": r[3], "default": bool(r[4])}
+        for r in rows
+    ]
 
 
-def add_inbox(db: Database, kind: str, address: str, inbox_config: dict[str, Any],
-              *, daily_cap: int | None = None, make_default: bool = False) -> dict[str, Any]:
+def add_inbox(
+    db: Database,
+    kind: str,
+    address: str,
+    inbox_config: dict[str, Any],
+    *,
+    daily_cap: int | None = None,
+    make_default: bool = False,
+) -> dict[str, Any]:
     """Create (or reconnect) an inbox. Its owner is the user with the inbox's address, else the
     default user; with no users at all, a user is created for the address."""
     if kind not in INBOX_KINDS:
@@ -110,14 +129,27 @@ def add_inbox(db: Database, kind: str, address: str, inbox_config: dict[str, Any
             "SELECT 1 FROM inboxes WHERE user_id = ? AND is_default = 1", [owner_id]
         ).fetchone()
         if make_default or not has_default:
-            db.execute("UPDATE inboxes SET is_default = (id = ?) WHERE user_id = ?",
-                       [inbox_id, owner_id])
+            db.execute(
+                "UPDATE inboxes SET is_default = (id = ?) WHERE user_id = ?", [inbox_id, owner_id]
+            )
     return inbox(db, address)
 
 
 def _inbox_row(row: Any) -> dict[str, Any]:
-    keys = ("id", "address", "kind", "user_id", "is_default", "config_json", "daily_cap",
-            "status", "status_message", "sync_cursor", "last_sync_at", "owner_email")
+    keys = (
+        "id",
+        "address",
+        "kind",
+        "user_id",
+        "is_default",
+        "config_json",
+        "daily_cap",
+        "status",
+        "status_message",
+        "sync_cursor",
+        "last_sync_at",
+        "owner_email",
+    )
     data = dict(zip(keys, row, strict=True))
     data["config"] = json.loads(data.pop("config_json") or "{}")
     data["default"] = bool(data.pop("is_default"))
@@ -150,8 +182,13 @@ def list_inboxes(db: Database) -> list[dict[str, Any]]:
 
 
 def inbox_info(row: dict[str, Any]) -> InboxInfo:
-    return InboxInfo(id=row["id"], address=row["address"], kind=row["kind"],
-                     config=row["config"], home=config.home())
+    return InboxInfo(
+        id=row["id"],
+        address=row["address"],
+        kind=row["kind"],
+        config=row["config"],
+        home=config.home(),
+    )
 
 
 def default_inbox_for(db: Database, owner_email: str | None) -> int | None:
@@ -160,7 +197,8 @@ def default_inbox_for(db: Database, owner_email: str | None) -> int | None:
     if owner_email:
         row = db.execute(
             "SELECT i.id FROM inboxes i JOIN users u ON u.id = i.user_id "
-            "WHERE u.email = ? AND i.is_default = 1", [owner_email],
+            "WHERE u.email = ? AND i.is_default = 1",
+            [owner_email],
         ).fetchone()
         return row[0] if row else None
     row = db.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from croniter import croniter
 from sqlite_utils import Database
@@ -18,13 +19,41 @@ class TickBusy(Exception):
     """Another tick holds the lock."""
 
 
+@lru_cache(maxsize=8)
+def _cron_fields(expression: str) -> list[list]:
+    return croniter.expand(expression)[0]
+
+
+def cron_matches(expression: str, when: datetime) -> bool:
+    """Whether the minute `when` (UTC) is one the cron expression fires on (croniter parses;
+    this only compares, since a tick asks every minute)."""
+    minute, hour, day, month, weekday = _cron_fields(expression)[:5]
+
+    def has(values: list, value: int) -> bool:
+        return values == ["*"] or value in values
+
+    if not (has(minute, when.minute) and has(hour, when.hour) and has(month, when.month)):
+        return False
+    cron_weekday = (when.weekday() + 1) % 7          # cron: 0 = Sunday
+    day_ok, weekday_ok = has(day, when.day), has(weekday, cron_weekday)
+    if day != ["*"] and weekday != ["*"]:
+        return day_ok or weekday_ok                   # cron's rule when both are restricted
+    return day_ok and weekday_ok
+
+
 def sync_due(db: Database, now: datetime) -> bool:
     """Whether this minute matches the `sync_schedule` cron expression."""
-    return croniter.match(settings.get(db, "sync_schedule"), now.replace(second=0, microsecond=0))
+    return cron_matches(settings.get(db, "sync_schedule"), now)
 
 
-def run(db: Database, now: datetime, *, phase: str = "all", dry_run: bool = False,
-        factory: dispatch.ProviderFactory = dispatch.default_factory) -> TickCounts:
+def run(
+    db: Database,
+    now: datetime,
+    *,
+    phase: str = "all",
+    dry_run: bool = False,
+    factory: dispatch.ProviderFactory = dispatch.default_factory,
+) -> TickCounts:
     lock = tick.TickLock()
     if not lock.acquire():
         raise TickBusy()

@@ -4,7 +4,6 @@ advance pointers. Work is batched and indexed by due time, so cost follows the d
 from __future__ import annotations
 
 import fcntl
-import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -52,10 +51,6 @@ class TickLock:
             self.handle.close()
             self.handle = None
             return False
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(str(os.getpid()))
-        self.handle.flush()
         return True
 
     def release(self) -> None:
@@ -68,17 +63,29 @@ class TickLock:
 def fail_enrollment(db: Database, enrollment_id: int, message: str, at: datetime) -> None:
     db.execute(
         "UPDATE enrollments SET status = 'failed', failure_message = ?, updated_at = ? "
-        "WHERE id = ? AND status = 'active'", [message, iso(at), enrollment_id])
+        "WHERE id = ? AND status = 'active'",
+        [message, iso(at), enrollment_id],
+    )
     events.record(db, "failed", at, enrollment_id=enrollment_id, detail={"message": message})
 
 
-def advance(db: Database, enrollment_id: int, the_plan: plan.Plan, step: dict[str, Any],
-            fired_at: datetime, contact_timezone: str | None, counts: TickCounts) -> None:
+def advance(
+    db: Database,
+    enrollment_id: int,
+    the_plan: plan.Plan,
+    step: dict[str, Any],
+    fired_at: datetime,
+    contact_timezone: str | None,
+    counts: TickCounts,
+) -> None:
     """Move the pointer past `step`, which fired (or was sent) at `fired_at`."""
     following = the_plan.next_step(step["id"])
     if following is None:
-        db.execute("UPDATE enrollments SET step_id = NULL, anchor_at = ?, waiting_outbox_id = NULL "
-                   "WHERE id = ?", [iso(fired_at), enrollment_id])
+        db.execute(
+            "UPDATE enrollments SET step_id = NULL, anchor_at = ?, waiting_outbox_id = NULL "
+            "WHERE id = ?",
+            [iso(fired_at), enrollment_id],
+        )
         exits.exit_enrollment(db, enrollment_id, "completed", fired_at)
         counts.exited += 1
         return
@@ -86,7 +93,8 @@ def advance(db: Database, enrollment_id: int, the_plan: plan.Plan, step: dict[st
     db.execute(
         "UPDATE enrollments SET step_id = ?, anchor_at = ?, next_run_at = ?, "
         "waiting_outbox_id = NULL, updated_at = ? WHERE id = ?",
-        [following["id"], iso(fired_at), iso(due), iso(fired_at), enrollment_id])
+        [following["id"], iso(fired_at), iso(due), iso(fired_at), enrollment_id],
+    )
 
 
 _DUE_SQL = (
@@ -104,7 +112,9 @@ def resume_due_pauses(db: Database, now: datetime, counts: TickCounts) -> None:
     """Out-of-office pauses end by themselves at their return time."""
     rows = db.execute(
         "SELECT id FROM enrollments WHERE status = 'paused' AND paused_until IS NOT NULL "
-        "AND paused_until <= ?", [iso(now)]).fetchall()
+        "AND paused_until <= ?",
+        [iso(now)],
+    ).fetchall()
     for (enrollment_id,) in rows:
         enroll.resume(db, enrollment_id, now)
 
@@ -122,8 +132,20 @@ def run_engine(db: Database, now: datetime, counts: TickCounts) -> None:
 
 
 def _fire(db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: TickCounts) -> None:
-    (enrollment_id, sequence_id, contact_id, inbox_id, step_id, enrolled_at, email, tz,
-     inbox_status, inbox_address, inbox_kind, suppressed) = row
+    (
+        enrollment_id,
+        sequence_id,
+        contact_id,
+        inbox_id,
+        step_id,
+        enrolled_at,
+        email,
+        tz,
+        inbox_status,
+        inbox_address,
+        inbox_kind,
+        suppressed,
+    ) = row
     the_plan = plans[sequence_id]
     step = the_plan.by_id.get(step_id) if step_id is not None else None
     if step is None:
@@ -131,7 +153,8 @@ def _fire(db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: Ti
         counts.exited += 1
         return
     reason = exits.backstop_reason(
-        db, {"sequence_id": sequence_id, "contact_id": contact_id, "enrolled_at": enrolled_at})
+        db, {"sequence_id": sequence_id, "contact_id": contact_id, "enrolled_at": enrolled_at}
+    )
     if reason:
         exits.exit_enrollment(db, enrollment_id, reason, now, {"by": "backstop"})
         counts.exited += 1
@@ -139,19 +162,37 @@ def _fire(db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: Ti
     kind = step["step_type"]
     if kind == "email":
         if inbox_id is None or inbox_status not in ("active", "paused_bounces"):
-            fail_enrollment(db, enrollment_id, inbox_problem(inbox_address, inbox_status, inbox_kind), now)
+            fail_enrollment(
+                db, enrollment_id, inbox_problem(inbox_address, inbox_status, inbox_kind), now
+            )
             counts.failed += 1
             return
         counts.steps_fired += 1
         if suppressed:
-            events.record(db, "skipped", now, enrollment_id=enrollment_id, step_id=step["id"],
-                          detail={"reason": "suppressed"})
+            events.record(
+                db,
+                "skipped",
+                now,
+                enrollment_id=enrollment_id,
+                step_id=step["id"],
+                detail={"reason": "suppressed"},
+            )
             db.execute(
                 "INSERT OR IGNORE INTO outbox (enrollment_id, step_id, inbox_id, contact_id, "
                 "to_email, status, scheduled_at, next_attempt_at, message_id, error, created_at) "
                 "VALUES (?,?,?,?,?,'skipped',?,?,?,'suppressed',?)",
-                [enrollment_id, step["id"], inbox_id, contact_id, email, iso(now), iso(now),
-                 compose.message_id_for(enrollment_id, step["id"], inbox_address), iso(now)])
+                [
+                    enrollment_id,
+                    step["id"],
+                    inbox_id,
+                    contact_id,
+                    email,
+                    iso(now),
+                    iso(now),
+                    compose.message_id_for(enrollment_id, step["id"], inbox_address),
+                    iso(now),
+                ],
+            )
             counts.skipped_suppressed += 1
             advance(db, enrollment_id, the_plan, step, now, tz, counts)
             return
@@ -161,27 +202,50 @@ def _fire(db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: Ti
             " status, is_follow_up, variant, scheduled_at, next_attempt_at, message_id,"
             " created_at) VALUES (?,?,?,?,?,'queued',?,"
             " (SELECT variant FROM enrollments WHERE id = ?),?,?,?,?)",
-            [enrollment_id, step["id"], inbox_id, contact_id, email,
-             int(step["id"] != first_email["id"]), enrollment_id, iso(now), iso(now),
-             compose.message_id_for(enrollment_id, step["id"], inbox_address), iso(now)])
+            [
+                enrollment_id,
+                step["id"],
+                inbox_id,
+                contact_id,
+                email,
+                int(step["id"] != first_email["id"]),
+                enrollment_id,
+                iso(now),
+                iso(now),
+                compose.message_id_for(enrollment_id, step["id"], inbox_address),
+                iso(now),
+            ],
+        )
         outbox_id = db.execute(
             "SELECT id FROM outbox WHERE enrollment_id = ? AND step_id = ?",
-            [enrollment_id, step["id"]]).fetchone()[0]
+            [enrollment_id, step["id"]],
+        ).fetchone()[0]
         if cursor.rowcount:
             counts.emails_queued += 1
         following = the_plan.next_step(step["id"])
         db.execute(
             "UPDATE enrollments SET step_id = ?, next_run_at = NULL, waiting_outbox_id = ?, "
             "updated_at = ? WHERE id = ?",
-            [following["id"] if following else None, outbox_id, iso(now), enrollment_id])
+            [following["id"] if following else None, outbox_id, iso(now), enrollment_id],
+        )
         return
     counts.steps_fired += 1
     if kind in ("call", "linkedin", "task"):
         cursor = db.execute(
             "INSERT OR IGNORE INTO tasks (enrollment_id, step_id, sequence_id, contact_id, kind, "
             "title, notes, due_at, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-            [enrollment_id, step["id"], sequence_id, contact_id, kind, step["title"] or kind,
-             step["notes"] or "", iso(now), iso(now)])
+            [
+                enrollment_id,
+                step["id"],
+                sequence_id,
+                contact_id,
+                kind,
+                step["title"] or kind,
+                step["notes"] or "",
+                iso(now),
+                iso(now),
+            ],
+        )
         counts.tasks_created += cursor.rowcount
     advance(db, enrollment_id, the_plan, step, now, tz, counts)
 
@@ -189,7 +253,11 @@ def _fire(db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: Ti
 def inbox_problem(address: str | None, status: str | None, kind: str | None) -> str:
     """The plain-English failure message for an enrollment whose inbox cannot send."""
     if address is None or status in (None, "removed"):
-        return ("its inbox is gone: add one with `seqctl inbox add` or `seqctl inbox connect`, "
-                "then `seqctl resume --failed --inbox ADDRESS`")
-    return (f"inbox {address} needs reconnecting (authorization revoked or expired): run "
-            f"`seqctl inbox connect {kind} ...`, then `seqctl resume --failed --inbox {address}`")
+        return (
+            "its inbox is gone: add one with `seqctl inbox add` or `seqctl inbox connect`, "
+            "then `seqctl resume --failed --inbox ADDRESS`"
+        )
+    return (
+        f"inbox {address} needs reconnecting (authorization revoked or expired): run "
+        f"`seqctl inbox connect {kind} ...`, then `seqctl resume --failed --inbox {address}`"
+    )

@@ -1,0 +1,50 @@
+"""In-process setup for engine tests: a real SQLite file in the test's SEQCTL_HOME."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import datetime
+from pathlib import Path
+
+from seqctl import clock
+from seqctl import db as database
+from seqctl.engine import accounts, cycle, enroll, sequences
+from seqctl.engine.tick import TickCounts
+
+
+def at(text: str) -> datetime:
+    return clock.parse_instant(text)
+
+
+def setup_account(home: Path, address: str = "rep@acme.test", first_name: str = "Riley"):
+    """A user and a maildir inbox; returns (db, maildir path)."""
+    db = database.get()
+    accounts.add_user(db, address, first_name, "Rep")
+    maildir = home / "mail"
+    from seqctl.providers.maildir import create_maildir
+
+    create_maildir(maildir)
+    accounts.add_inbox(db, "maildir", address, {"dir": str(maildir)})
+    return db, maildir
+
+
+def apply_yaml(db, text: str, now: datetime | None = None):
+    validation = sequences.validate_sequence(textwrap.dedent(text))
+    assert validation.ok, validation.errors
+    return sequences.apply_spec(db, validation.spec, now or clock.now())
+
+
+def enroll_all(db, sequence: str, emails: list[str], now: datetime) -> dict:
+    return enroll.enroll(db, sequence, emails, now)
+
+
+def tick(db, now: datetime, **kwargs) -> TickCounts:
+    clock.set_now(now)
+    try:
+        return cycle.run(db, now, **kwargs)
+    finally:
+        clock.set_now(None)
+
+
+def sent_files(maildir: Path) -> list[Path]:
+    return sorted((maildir / "sent" / "new").iterdir())
