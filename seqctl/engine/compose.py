@@ -26,7 +26,7 @@ from seqctl.files import install_secret
 @dataclass
 class Composed:
     built: BuiltMessage
-    thread_id: str | None       # provider thread id to reply in, when replying
+    thread_id: str | None  # provider thread id to reply in, when replying
     is_reply: bool
 
 
@@ -39,17 +39,22 @@ def message_id_for(enrollment_id: int, step_id: int, inbox_address: str) -> str:
     return f"<sq.{enrollment_id}.{step_id}.{digest.hexdigest()[:16]}@{domain}>"
 
 
-def _step_content(db: Database, step: dict[str, Any], variant: str, owner_id: int) -> tuple[str | None, str]:
+def _step_content(
+    db: Database, step: dict[str, Any], variant: str, owner_id: int
+) -> tuple[str | None, str]:
     """Subject and body templates of a step for a variant (a `template:` step reads the saved
     template of the inbox owner, else any user's of that name)."""
     if step.get("template"):
         row = db.execute(
             "SELECT subject, body FROM templates WHERE name = ? "
-            "ORDER BY (user_id = ?) DESC, id LIMIT 1", [step["template"], owner_id],
+            "ORDER BY (user_id = ?) DESC, id LIMIT 1",
+            [step["template"], owner_id],
         ).fetchone()
         if row is None:
-            raise SeqctlError(f"template '{step['template']}' no longer exists: "
-                              "save it again with `seqctl templates save`")
+            raise SeqctlError(
+                f"template '{step['template']}' no longer exists: "
+                "save it again with `seqctl templates save`"
+            )
         return row[0], row[1]
     if variant == "B" and step.get("variant_b_json"):
         variant_b = json.loads(step["variant_b_json"])
@@ -61,11 +66,29 @@ def _context(db: Database, contact: dict[str, Any], owner: dict[str, Any]) -> di
     return render.merge_context(contact, owner)
 
 
+def task_text(db: Database, contact_id: int, inbox_id: int | None, title: str,
+              notes: str) -> tuple[str, str]:
+    """A task's title and notes with merge variables filled in (owner: the inbox's user, else
+    the default user)."""
+    owner = db.execute(
+        "SELECT u.email, u.first_name, u.last_name FROM users u LEFT JOIN inboxes i "
+        "ON i.user_id = u.id AND i.id = ? ORDER BY (i.id IS NOT NULL) DESC, u.is_default DESC "
+        "LIMIT 1", [inbox_id]).fetchone()
+    owner_dict = ({"email": owner[0], "first_name": owner[1], "last_name": owner[2]}
+                  if owner else None)
+    context = render.merge_context(_contact(db, contact_id), owner_dict)
+    try:
+        return render.render(title, context), render.render(notes, context)
+    except ValueError:
+        return title, notes
+
+
 def _previous_email(db: Database, enrollment_id: int, sequence_id: int, position: int):
     """The email step before `position` and its outbox row for this enrollment, if any."""
     step = db.execute(
         "SELECT * FROM steps WHERE sequence_id = ? AND removed = 0 AND step_type = 'email' "
-        "AND position < ? ORDER BY position DESC LIMIT 1", [sequence_id, position],
+        "AND position < ? ORDER BY position DESC LIMIT 1",
+        [sequence_id, position],
     ).fetchone()
     if step is None:
         return None, None
@@ -78,13 +101,20 @@ def _previous_email(db: Database, enrollment_id: int, sequence_id: int, position
     return step_row, sent
 
 
-def compose(db: Database, enrollment_id: int, step: dict[str, Any], *, date: datetime,
-            variant: str | None = None) -> Composed:
+def compose(
+    db: Database,
+    enrollment_id: int,
+    step: dict[str, Any],
+    *,
+    date: datetime,
+    variant: str | None = None,
+) -> Composed:
     """Render the email `step` for `enrollment_id` as it would be sent at `date`."""
     enr = db.execute(
         "SELECT e.id, e.sequence_id, e.contact_id, e.inbox_id, e.variant, "
         "s.track_opens, s.track_clicks FROM enrollments e JOIN sequences s ON s.id = e.sequence_id "
-        "WHERE e.id = ?", [enrollment_id],
+        "WHERE e.id = ?",
+        [enrollment_id],
     ).fetchone()
     if enr is None:
         raise SeqctlError(f"enrollment {enrollment_id} not found")
@@ -93,11 +123,14 @@ def compose(db: Database, enrollment_id: int, step: dict[str, Any], *, date: dat
     contact = _contact(db, contact_id)
     inbox = db.execute(
         "SELECT i.address, u.id, u.email, u.first_name, u.last_name FROM inboxes i "
-        "JOIN users u ON u.id = i.user_id WHERE i.id = ?", [inbox_id],
+        "JOIN users u ON u.id = i.user_id WHERE i.id = ?",
+        [inbox_id],
     ).fetchone()
     if inbox is None:
-        raise SeqctlError("this enrollment has no inbox to send from: "
-                          "add one with `seqctl inbox add` and `seqctl resume --failed --inbox`")
+        raise SeqctlError(
+            "this enrollment has no inbox to send from: "
+            "add one with `seqctl inbox add` and `seqctl resume --failed --inbox`"
+        )
     address, owner_id, owner_email, owner_first, owner_last = inbox
     owner = {"email": owner_email, "first_name": owner_first, "last_name": owner_last}
     context = _context(db, contact, owner)
@@ -112,7 +145,8 @@ def compose(db: Database, enrollment_id: int, step: dict[str, Any], *, date: dat
         subject = render.render(subject_t, context)
     else:
         subject, in_reply_to, references, thread_id = _thread(
-            db, enrollment_id, sequence_id, step["position"], variant, owner_id, context)
+            db, enrollment_id, sequence_id, step["position"], variant, owner_id, context
+        )
         is_reply = in_reply_to is not None
     cc = [render.render(x, context) for x in json.loads(step.get("cc_json") or "[]")]
     bcc = [render.render(x, context) for x in json.loads(step.get("bcc_json") or "[]")]
@@ -156,25 +190,38 @@ def _thread(db, enrollment_id, sequence_id, position, variant, owner_id, context
         parsed = email.message_from_bytes(prev_sent[0], policy=email.policy.default)
         prev_id = str(parsed["Message-ID"]).strip()
         refs = str(parsed.get("References", "") or "").split()
-        return (render.reply_subject(prev_sent[1] or str(parsed["Subject"])), prev_id,
-                [*refs, prev_id], prev_sent[2])
+        return (
+            render.reply_subject(prev_sent[1] or str(parsed["Subject"])),
+            prev_id,
+            [*refs, prev_id],
+            prev_sent[2],
+        )
     if prev_sent is not None and prev_sent[1] and prev_sent[3] != "skipped":
         # queued or in flight: the preview shows the reply it will become
         return render.reply_subject(prev_sent[1]), None, [], None
     subject_t, _ = _step_content(db, prev_step, variant, owner_id)
     if not subject_t:
-        return _thread(db, enrollment_id, sequence_id, prev_step["position"], variant, owner_id,
-                       context)
+        return _thread(
+            db, enrollment_id, sequence_id, prev_step["position"], variant, owner_id, context
+        )
     return render.render(subject_t, context), None, [], None
 
 
 def _contact(db: Database, contact_id: int) -> dict[str, Any]:
     row = db.execute(
         "SELECT email, first_name, last_name, company_name, owner_email, lifecycle_stage, "
-        "timezone, custom_fields_json FROM contacts WHERE id = ?", [contact_id],
+        "timezone, custom_fields_json FROM contacts WHERE id = ?",
+        [contact_id],
     ).fetchone()
-    keys = ("email", "first_name", "last_name", "company_name", "owner_email",
-            "lifecycle_stage", "timezone")
+    keys = (
+        "email",
+        "first_name",
+        "last_name",
+        "company_name",
+        "owner_email",
+        "lifecycle_stage",
+        "timezone",
+    )
     contact = dict(zip(keys, row[:7], strict=True))
     contact["custom_fields"] = json.loads(row[7] or "{}")
     return contact

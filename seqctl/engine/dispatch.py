@@ -65,11 +65,18 @@ def sent_last_24h(db: Database, inbox_id: int, now: datetime | None = None) -> i
     now = now or clock.now()
     return db.execute(
         "SELECT COUNT(*) FROM outbox WHERE inbox_id = ? AND status = 'sent' AND sent_at > ?",
-        [inbox_id, iso(now - timedelta(hours=24))]).fetchone()[0]
+        [inbox_id, iso(now - timedelta(hours=24))],
+    ).fetchone()[0]
 
 
-def run_dispatch(db: Database, now: datetime, counts: TickCounts, *, dry_run: bool = False,
-                 factory: ProviderFactory = default_factory) -> None:
+def run_dispatch(
+    db: Database,
+    now: datetime,
+    counts: TickCounts,
+    *,
+    dry_run: bool = False,
+    factory: ProviderFactory = default_factory,
+) -> None:
     inboxes = {row["id"]: row for row in accounts.list_inboxes(db)}
     if not dry_run:
         reconcile_stale(db, inboxes, factory, counts)
@@ -79,23 +86,26 @@ def run_dispatch(db: Database, now: datetime, counts: TickCounts, *, dry_run: bo
         "LEFT JOIN contacts c ON c.id = o.contact_id "
         "WHERE o.status = 'queued' AND o.next_attempt_at <= ? "
         "AND (e.id IS NULL OR e.status = 'active') "
-        "ORDER BY o.is_follow_up DESC, o.scheduled_at, o.id", [iso(now)]).fetchall()
+        "ORDER BY o.is_follow_up DESC, o.scheduled_at, o.id",
+        [iso(now)],
+    ).fetchall()
     if not due:
         return
     hour_start = now.replace(minute=0, second=0, microsecond=0)
     sent_this_hour = db.execute(
-        "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND sent_at >= ?",
-        [iso(hour_start)]).fetchone()[0]
+        "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND sent_at >= ?", [iso(hour_start)]
+    ).fetchone()[0]
     hourly_left = settings.get_int(db, "sequence_hourly_send_cap") - sent_this_hour
-    daily_left = {i: row["effective_daily_cap"] - sent_last_24h(db, i, now)
-                  for i, row in inboxes.items()}
+    daily_left = {
+        i: row["effective_daily_cap"] - sent_last_24h(db, i, now) for i, row in inboxes.items()
+    }
     plans = plan.Plans(db)
     batches: dict[int, list[int]] = {}
     deferrals: list[tuple[str, int]] = []
     for outbox_id, inbox_id, _enrollment_id, sequence_id, tz in due:
         inbox = inboxes.get(inbox_id)
         if inbox is None or inbox["status"] != "active":
-            continue        # needs_reauth / paused by bounces: wait, untouched
+            continue  # needs_reauth / paused by bounces: wait, untouched
         if hourly_left <= 0:
             later = hour_start + timedelta(hours=1)
         elif daily_left[inbox_id] <= 0:
@@ -148,7 +158,8 @@ def _daily_cap_frees_at(db: Database, inbox_id: int, now: datetime, cap: int) ->
     rows = db.execute(
         "SELECT sent_at FROM outbox WHERE inbox_id = ? AND status = 'sent' AND sent_at > ? "
         "ORDER BY sent_at DESC LIMIT 1 OFFSET ?",
-        [inbox_id, iso(now - timedelta(hours=24)), max(0, cap - 1)]).fetchone()
+        [inbox_id, iso(now - timedelta(hours=24)), max(0, cap - 1)],
+    ).fetchone()
     if rows is None:
         return now + timedelta(minutes=1)
     return from_iso(rows[0]) + timedelta(hours=24, seconds=1)
@@ -160,15 +171,22 @@ def _load(db: Database, outbox_id: int) -> dict[str, Any] | None:
         "c.timezone AS contact_timezone, "
         "(SELECT 1 FROM suppressions s WHERE s.email = o.to_email) AS suppressed "
         "FROM outbox o LEFT JOIN enrollments e ON e.id = o.enrollment_id "
-        "LEFT JOIN contacts c ON c.id = o.contact_id WHERE o.id = ?", [outbox_id])
+        "LEFT JOIN contacts c ON c.id = o.contact_id WHERE o.id = ?",
+        [outbox_id],
+    )
     row = cursor.fetchone()
     if row is None:
         return None
     return dict(zip([c[0] for c in cursor.description], row, strict=True))
 
 
-def _send_batch(db: Database, inbox: dict[str, Any], ids: list[int], factory: ProviderFactory,
-                counts: TickCounts) -> None:
+def _send_batch(
+    db: Database,
+    inbox: dict[str, Any],
+    ids: list[int],
+    factory: ProviderFactory,
+    counts: TickCounts,
+) -> None:
     try:
         provider = factory(inbox)
     except AuthRevokedError as exc:
@@ -184,8 +202,14 @@ def _send_batch(db: Database, inbox: dict[str, Any], ids: list[int], factory: Pr
             return
 
 
-def _send_one(db: Database, inbox: dict[str, Any], provider: Provider, outbox_id: int,
-              plans: plan.Plans, counts: TickCounts) -> str:
+def _send_one(
+    db: Database,
+    inbox: dict[str, Any],
+    provider: Provider,
+    outbox_id: int,
+    plans: plan.Plans,
+    counts: TickCounts,
+) -> str:
     row = _load(db, outbox_id)
     if row is None or row["status"] != "queued":
         return "gone"
@@ -203,8 +227,10 @@ def _send_one(db: Database, inbox: dict[str, Any], provider: Provider, outbox_id
             composed = compose.compose(db, row["enrollment_id"], step, date=now)
         except SeqctlError as exc:
             with transaction(db):
-                db.execute("UPDATE outbox SET status = 'failed', error = ? WHERE id = ?",
-                           [str(exc), outbox_id])
+                db.execute(
+                    "UPDATE outbox SET status = 'failed', error = ? WHERE id = ?",
+                    [str(exc), outbox_id],
+                )
                 fail_enrollment(db, row["enrollment_id"], str(exc), now)
             counts.failed += 1
             return "failed"
@@ -217,7 +243,8 @@ def _send_one(db: Database, inbox: dict[str, Any], provider: Provider, outbox_id
         claimed = db.execute(
             "UPDATE outbox SET status = 'sending', raw = ?, subject = ?, thread_id = ?, "
             "claimed_at = ?, attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
-            [raw, subject, thread_id, iso(now), outbox_id]).rowcount
+            [raw, subject, thread_id, iso(now), outbox_id],
+        ).rowcount
     if not claimed:
         return "gone"
     attempts = row["attempts"] + 1
@@ -236,8 +263,13 @@ def _send_one(db: Database, inbox: dict[str, Any], provider: Provider, outbox_id
                 db.execute(
                     "UPDATE outbox SET status = 'queued', attempts = ?, next_attempt_at = ?, "
                     "error = ? WHERE id = ?",
-                    [attempts, iso(clock.now() + timedelta(seconds=delay)),
-                     f"will retry: {exc}", outbox_id])
+                    [
+                        attempts,
+                        iso(clock.now() + timedelta(seconds=delay)),
+                        f"will retry: {exc}",
+                        outbox_id,
+                    ],
+                )
             counts.deferred += 1
             _log(f"inbox {inbox['address']}: {exc}; retrying in {delay:.0f}s")
             return "retry"
@@ -248,8 +280,10 @@ def _send_one(db: Database, inbox: dict[str, Any], provider: Provider, outbox_id
             return "revoked"
         except ProviderError as exc:
             with transaction(db):
-                db.execute("UPDATE outbox SET status = 'failed', error = ? WHERE id = ?",
-                           [str(exc), outbox_id])
+                db.execute(
+                    "UPDATE outbox SET status = 'failed', error = ? WHERE id = ?",
+                    [str(exc), outbox_id],
+                )
                 if row["enrollment_id"] is not None:
                     fail_enrollment(db, row["enrollment_id"], f"send failed: {exc}", now)
             counts.failed += 1
@@ -259,41 +293,70 @@ def _send_one(db: Database, inbox: dict[str, Any], provider: Provider, outbox_id
     return "sent"
 
 
-def mark_sent(db: Database, row: dict[str, Any], result: SendResult, sent_at: datetime,
-              the_plan: plan.Plan | None, step: dict[str, Any] | None,
-              counts: TickCounts) -> None:
+def mark_sent(
+    db: Database,
+    row: dict[str, Any],
+    result: SendResult,
+    sent_at: datetime,
+    the_plan: plan.Plan | None,
+    step: dict[str, Any] | None,
+    counts: TickCounts,
+) -> None:
     """Record a send and start the clock of the enrollment's next step from it."""
     with transaction(db):
         db.execute(
             "UPDATE outbox SET status = 'sent', sent_at = ?, provider_message_id = ?, "
             "thread_id = COALESCE(?, thread_id), error = NULL WHERE id = ?",
-            [iso(sent_at), result.provider_message_id, result.thread_id, row["id"]])
-        events.record(db, "sent", sent_at, enrollment_id=row["enrollment_id"],
-                      outbox_id=row["id"], step_id=row["step_id"],
-                      contact_id=row["contact_id"], inbox_id=row["inbox_id"])
+            [iso(sent_at), result.provider_message_id, result.thread_id, row["id"]],
+        )
+        events.record(
+            db,
+            "sent",
+            sent_at,
+            enrollment_id=row["enrollment_id"],
+            outbox_id=row["id"],
+            step_id=row["step_id"],
+            contact_id=row["contact_id"],
+            inbox_id=row["inbox_id"],
+        )
         counts.emails_sent += 1
         if the_plan is not None and step is not None:
             _after(db, row, the_plan, step, sent_at, counts)
 
 
-def _after(db: Database, row: dict[str, Any], the_plan: plan.Plan, step: dict[str, Any],
-           at: datetime, counts: TickCounts) -> None:
+def _after(
+    db: Database,
+    row: dict[str, Any],
+    the_plan: plan.Plan,
+    step: dict[str, Any],
+    at: datetime,
+    counts: TickCounts,
+) -> None:
     """The email of `step` is done (sent or skipped): the next step counts from `at`."""
-    current = db.execute("SELECT waiting_outbox_id, status FROM enrollments WHERE id = ?",
-                         [row["enrollment_id"]]).fetchone()
+    current = db.execute(
+        "SELECT waiting_outbox_id, status FROM enrollments WHERE id = ?", [row["enrollment_id"]]
+    ).fetchone()
     if current is None or current[0] != row["id"] or current[1] == "exited":
         return
     advance(db, row["enrollment_id"], the_plan, step, at, row["contact_timezone"], counts)
 
 
-def _skip_suppressed(db: Database, row: dict[str, Any], plans: plan.Plans, now: datetime,
-                     counts: TickCounts) -> None:
+def _skip_suppressed(
+    db: Database, row: dict[str, Any], plans: plan.Plans, now: datetime, counts: TickCounts
+) -> None:
     with transaction(db):
-        db.execute("UPDATE outbox SET status = 'skipped', error = 'suppressed' WHERE id = ?",
-                   [row["id"]])
+        db.execute(
+            "UPDATE outbox SET status = 'skipped', error = 'suppressed' WHERE id = ?", [row["id"]]
+        )
         if row["enrollment_id"] is not None:
-            events.record(db, "skipped", now, enrollment_id=row["enrollment_id"],
-                          step_id=row["step_id"], detail={"reason": "suppressed"})
+            events.record(
+                db,
+                "skipped",
+                now,
+                enrollment_id=row["enrollment_id"],
+                step_id=row["step_id"],
+                detail={"reason": "suppressed"},
+            )
             _after(db, row, plans[row["sequence_id"]], _step(db, row["step_id"]), now, counts)
     counts.skipped_suppressed += 1
 
@@ -309,22 +372,30 @@ def _revoke(db: Database, inbox: dict[str, Any], reason: str, counts: TickCounts
     now = clock.now()
     message = inbox_problem(inbox["address"], "needs_reauth", inbox["kind"])
     with transaction(db):
-        db.execute("UPDATE inboxes SET status = 'needs_reauth', status_message = ? WHERE id = ?",
-                   [f"authorization revoked: {reason}"[:300], inbox["id"]])
+        db.execute(
+            "UPDATE inboxes SET status = 'needs_reauth', status_message = ? WHERE id = ?",
+            [f"authorization revoked: {reason}"[:300], inbox["id"]],
+        )
         waiting = db.execute(
             "SELECT DISTINCT enrollment_id FROM outbox WHERE inbox_id = ? AND "
             "status IN ('queued', 'sending') AND enrollment_id IS NOT NULL "
-            "AND next_attempt_at <= ?", [inbox["id"], iso(now)]).fetchall()
+            "AND next_attempt_at <= ?",
+            [inbox["id"], iso(now)],
+        ).fetchall()
         for (enrollment_id,) in waiting:
             fail_enrollment(db, enrollment_id, message, now)
             counts.failed += 1
-        db.execute("UPDATE outbox SET status = 'failed', error = ? WHERE inbox_id = ? AND "
-                   "status = 'queued' AND next_attempt_at <= ?", [message, inbox["id"], iso(now)])
+        db.execute(
+            "UPDATE outbox SET status = 'failed', error = ? WHERE inbox_id = ? AND "
+            "status = 'queued' AND next_attempt_at <= ?",
+            [message, inbox["id"], iso(now)],
+        )
     _log(f"inbox {inbox['address']}: {message}")
 
 
-def reconcile_stale(db: Database, inboxes: dict[int, dict[str, Any]], factory: ProviderFactory,
-                    counts: TickCounts) -> None:
+def reconcile_stale(
+    db: Database, inboxes: dict[int, dict[str, Any]], factory: ProviderFactory, counts: TickCounts
+) -> None:
     """`sending` rows left by a crashed tick: ask the provider whether each went out."""
     stale = db.execute("SELECT id FROM outbox WHERE status = 'sending'").fetchall()
     plans = plan.Plans(db)
@@ -344,17 +415,23 @@ def reconcile_stale(db: Database, inboxes: dict[int, dict[str, Any]], factory: P
             found = provider.find_sent(row["message_id"])
         except (UndecidableError, TransientError, ProviderError) as exc:
             with transaction(db):
-                db.execute("UPDATE outbox SET status = 'unknown', error = ? WHERE id = ?",
-                           [f"a tick stopped during this send and the provider cannot tell "
-                            f"whether it went out ({exc}); check the Sent folder, then "
-                            f"`seqctl outbox retry {outbox_id}` if it did not", outbox_id])
+                db.execute(
+                    "UPDATE outbox SET status = 'unknown', error = ? WHERE id = ?",
+                    [
+                        f"a tick stopped during this send and the provider cannot tell "
+                        f"whether it went out ({exc}); check the Sent folder, then "
+                        f"`seqctl outbox retry {outbox_id}` if it did not",
+                        outbox_id,
+                    ],
+                )
             _log(f"outbox {outbox_id}: send state unknown; see `seqctl outbox list`")
             continue
         if found is not None:
             step = _step(db, row["step_id"]) if row["step_id"] else None
             the_plan = plans[row["sequence_id"]] if row["sequence_id"] else None
-            mark_sent(db, row, found, from_iso(row["claimed_at"]) or clock.now(), the_plan, step,
-                      counts)
+            mark_sent(
+                db, row, found, from_iso(row["claimed_at"]) or clock.now(), the_plan, step, counts
+            )
         else:
             with transaction(db):
                 db.execute("UPDATE outbox SET status = 'queued' WHERE id = ?", [outbox_id])

@@ -30,18 +30,29 @@ def _sequence(db: Database, name: str) -> dict[str, Any]:
 
 def _no_inbox_message(owner_email: str | None) -> str:
     who = f"its owner {owner_email}" if owner_email else "the default user"
-    return (f"no inbox to send from: {who} has no inbox; add one with "
-            "`seqctl inbox add maildir|smtp ...` or `seqctl inbox connect gmail|outlook`, "
-            "then `seqctl resume SEQUENCE EMAIL`")
+    return (
+        f"no inbox to send from: {who} has no inbox; add one with "
+        "`seqctl inbox add maildir|smtp ...` or `seqctl inbox connect gmail|outlook`, "
+        "then `seqctl resume SEQUENCE EMAIL`"
+    )
 
 
-def enroll(db: Database, sequence_name: str, emails: Iterable[str], now: datetime, *,
-           inbox_address: str | None = None, reenroll: bool = False) -> dict[str, Any]:
+def enroll(
+    db: Database,
+    sequence_name: str,
+    emails: Iterable[str],
+    now: datetime,
+    *,
+    inbox_address: str | None = None,
+    reenroll: bool = False,
+) -> dict[str, Any]:
     """Enroll each email (created as a bare contact when unknown). Returns the SPEC 16 summary."""
     sequence = _sequence(db, sequence_name)
     if not sequence["active"]:
-        raise SeqctlError(f"sequence '{sequence_name}' is inactive: "
-                          f"`seqctl sequence activate {sequence_name}` first")
+        raise SeqctlError(
+            f"sequence '{sequence_name}' is inactive: "
+            f"`seqctl sequence activate {sequence_name}` first"
+        )
     steps = plan.load(db, sequence["id"])
     if not steps.steps:
         raise SeqctlError(f"sequence '{sequence_name}' has no steps")
@@ -61,12 +72,19 @@ def enroll(db: Database, sequence_name: str, emails: Iterable[str], now: datetim
         try:
             email = accounts.normalise_email(raw)
         except SeqctlError as exc:
-            results.append({"email": raw, "status": "failed", "enrollment_id": None,
-                            "message": str(exc)})
+            results.append(
+                {"email": raw, "status": "failed", "enrollment_id": None, "message": str(exc)}
+            )
             continue
         if email in seen:
-            results.append({"email": email, "status": "skipped_duplicate", "enrollment_id": None,
-                            "message": "listed twice"})
+            results.append(
+                {
+                    "email": email,
+                    "status": "skipped_duplicate",
+                    "enrollment_id": None,
+                    "message": "listed twice",
+                }
+            )
             continue
         seen.add(email)
         wanted.append(email)
@@ -82,14 +100,25 @@ def enroll(db: Database, sequence_name: str, emails: Iterable[str], now: datetim
             contact = contacts[email]
             previous = existing.get(contact["id"])
             if previous is not None and (previous[1] != "exited" or not reenroll):
-                results.append({"email": email, "status": "skipped_duplicate",
-                                "enrollment_id": previous[0],
-                                "message": f"already enrolled ({previous[1]})"})
+                results.append(
+                    {
+                        "email": email,
+                        "status": "skipped_duplicate",
+                        "enrollment_id": previous[0],
+                        "message": f"already enrolled ({previous[1]})",
+                    }
+                )
                 continue
             if active_counts.get(contact["id"], 0) >= cap:
-                results.append({"email": email, "status": "failed", "enrollment_id": None,
-                                "message": f"already in {cap} active sequences "
-                                           "(max_active_sequences_per_contact)"})
+                results.append(
+                    {
+                        "email": email,
+                        "status": "failed",
+                        "enrollment_id": None,
+                        "message": f"already in {cap} active sequences "
+                        "(max_active_sequences_per_contact)",
+                    }
+                )
                 continue
             inbox_id = forced_inbox
             if inbox_id is None:
@@ -105,12 +134,31 @@ def enroll(db: Database, sequence_name: str, emails: Iterable[str], now: datetim
             else:
                 window = steps.window_for(contact["timezone"])
                 next_run = iso(plan.due(now, first_step, window))
-            rows.append((enrollment_id, sequence["id"], contact["id"], inbox_id, status, failure,
-                         variant_for(enrollment_id), first_step["id"], iso(now), next_run,
-                         iso(now), iso(now)))
+            rows.append(
+                (
+                    enrollment_id,
+                    sequence["id"],
+                    contact["id"],
+                    inbox_id,
+                    status,
+                    failure,
+                    variant_for(enrollment_id),
+                    first_step["id"],
+                    iso(now),
+                    next_run,
+                    iso(now),
+                    iso(now),
+                )
+            )
             active_counts[contact["id"]] = active_counts.get(contact["id"], 0) + 1
-            results.append({"email": email, "status": "failed" if failure else "enrolled",
-                            "enrollment_id": enrollment_id, "message": failure or ""})
+            results.append(
+                {
+                    "email": email,
+                    "status": "failed" if failure else "enrolled",
+                    "enrollment_id": enrollment_id,
+                    "message": failure or "",
+                }
+            )
         db.conn.executemany(
             "INSERT INTO enrollments (id, sequence_id, contact_id, inbox_id, status, "
             "failure_message, variant, step_id, anchor_at, next_run_at, enrolled_at, updated_at)"
@@ -129,7 +177,7 @@ def _contacts(db: Database, emails: list[str], now: datetime) -> dict[str, dict[
     """Contacts by email, creating bare ones for unknown addresses."""
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(emails), CHUNK):
-        chunk = emails[start:start + CHUNK]
+        chunk = emails[start : start + CHUNK]
         marks = ",".join("?" * len(chunk))
         for row in db.execute(
             f"SELECT id, email, owner_email, timezone FROM contacts WHERE email IN ({marks})", chunk
@@ -151,15 +199,18 @@ def _existing(db: Database, sequence_id: int, contact_ids: list[int]) -> dict[in
     if len(contact_ids) > 5000:
         rows = db.execute(
             "SELECT contact_id, id, status FROM enrollments WHERE sequence_id = ? ORDER BY id",
-            [sequence_id]).fetchall()
+            [sequence_id],
+        ).fetchall()
     else:
         rows = []
         for start in range(0, len(contact_ids), CHUNK):
-            chunk = contact_ids[start:start + CHUNK]
+            chunk = contact_ids[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
             rows += db.execute(
                 f"SELECT contact_id, id, status FROM enrollments WHERE sequence_id = ? "
-                f"AND contact_id IN ({marks}) ORDER BY id", [sequence_id, *chunk]).fetchall()
+                f"AND contact_id IN ({marks}) ORDER BY id",
+                [sequence_id, *chunk],
+            ).fetchall()
     for contact_id, enrollment_id, status in rows:
         result[contact_id] = (enrollment_id, status)
     return result
@@ -168,11 +219,12 @@ def _existing(db: Database, sequence_id: int, contact_ids: list[int]) -> dict[in
 def _active_counts(db: Database, contact_ids: list[int]) -> dict[int, int]:
     counts: dict[int, int] = {}
     for start in range(0, len(contact_ids), CHUNK):
-        chunk = contact_ids[start:start + CHUNK]
+        chunk = contact_ids[start : start + CHUNK]
         marks = ",".join("?" * len(chunk))
         for contact_id, count in db.execute(
             f"SELECT contact_id, COUNT(*) FROM enrollments WHERE status IN ('active', 'paused') "
-            f"AND contact_id IN ({marks}) GROUP BY contact_id", chunk,
+            f"AND contact_id IN ({marks}) GROUP BY contact_id",
+            chunk,
         ).fetchall():
             counts[contact_id] = count
     return counts
@@ -189,19 +241,31 @@ def find_enrollment(db: Database, sequence_name: str, email: str) -> dict[str, A
     ).fetchone()
     if row is None:
         raise SeqctlError(f"{email} is not enrolled in '{sequence_name}'")
-    return {"id": row[0], "status": row[1], "next_run_at": row[2], "step_id": row[3],
-            "waiting_outbox_id": row[4], "contact_id": row[5], "sequence": sequence}
+    return {
+        "id": row[0],
+        "status": row[1],
+        "next_run_at": row[2],
+        "step_id": row[3],
+        "waiting_outbox_id": row[4],
+        "contact_id": row[5],
+        "sequence": sequence,
+    }
 
 
-def pause(db: Database, enrollment: dict[str, Any], now: datetime,
-          until: datetime | None = None) -> None:
+def pause(
+    db: Database, enrollment: dict[str, Any], now: datetime, until: datetime | None = None
+) -> None:
     if enrollment["status"] not in ("active", "paused"):
         raise SeqctlError(f"cannot pause an enrollment that is {enrollment['status']}")
     with transaction(db):
-        db.execute("UPDATE enrollments SET status = 'paused', paused_until = ?, updated_at = ? "
-                   "WHERE id = ?", [iso(until), iso(now), enrollment["id"]])
-        events.record(db, "paused", now, enrollment_id=enrollment["id"],
-                      detail={"until": iso(until)})
+        db.execute(
+            "UPDATE enrollments SET status = 'paused', paused_until = ?, updated_at = ? "
+            "WHERE id = ?",
+            [iso(until), iso(now), enrollment["id"]],
+        )
+        events.record(
+            db, "paused", now, enrollment_id=enrollment["id"], detail={"until": iso(until)}
+        )
 
 
 def resume(db: Database, enrollment_id: int, now: datetime) -> str:
@@ -211,7 +275,8 @@ def resume(db: Database, enrollment_id: int, now: datetime) -> str:
     row = db.execute(
         "SELECT e.status, e.next_run_at, e.step_id, e.waiting_outbox_id, e.inbox_id, "
         "e.sequence_id, c.timezone, c.owner_email FROM enrollments e "
-        "JOIN contacts c ON c.id = e.contact_id WHERE e.id = ?", [enrollment_id],
+        "JOIN contacts c ON c.id = e.contact_id WHERE e.id = ?",
+        [enrollment_id],
     ).fetchone()
     status, next_run_at, step_id, waiting, inbox_id, sequence_id, tz, owner = row
     if status not in ("paused", "failed"):
@@ -220,27 +285,35 @@ def resume(db: Database, enrollment_id: int, now: datetime) -> str:
     window = steps.window_for(tz)
     with transaction(db):
         if status == "failed":
-            inbox_ok = inbox_id is not None and db.execute(
-                "SELECT 1 FROM inboxes WHERE id = ? AND status IN ('active', 'paused_bounces')",
-                [inbox_id]).fetchone()
+            inbox_ok = (
+                inbox_id is not None
+                and db.execute(
+                    "SELECT 1 FROM inboxes WHERE id = ? AND status IN ('active', 'paused_bounces')",
+                    [inbox_id],
+                ).fetchone()
+            )
             if not inbox_ok:
                 inbox_id = accounts.default_inbox_for(db, owner)
                 if inbox_id is None:
-                    db.execute("UPDATE enrollments SET failure_message = ? WHERE id = ?",
-                               [_no_inbox_message(owner), enrollment_id])
+                    db.execute(
+                        "UPDATE enrollments SET failure_message = ? WHERE id = ?",
+                        [_no_inbox_message(owner), enrollment_id],
+                    )
                     return "failed"
             if waiting is not None:
                 db.execute(
                     "UPDATE outbox SET status = 'queued', inbox_id = ?, next_attempt_at = ?, "
                     "error = NULL WHERE id = ? AND status IN ('failed', 'queued')",
-                    [inbox_id, iso(now), waiting])
+                    [inbox_id, iso(now), waiting],
+                )
         due = max(from_iso(next_run_at) or now, now) if (waiting is None) else None
         if due is not None:
             due = into_window(due, window)
         db.execute(
             "UPDATE enrollments SET status = 'active', failure_message = NULL, paused_until = NULL,"
             " inbox_id = ?, next_run_at = ?, updated_at = ? WHERE id = ?",
-            [inbox_id, iso(due), iso(now), enrollment_id])
+            [inbox_id, iso(due), iso(now), enrollment_id],
+        )
         events.record(db, "resumed", now, enrollment_id=enrollment_id)
     return "active"
 
@@ -249,8 +322,13 @@ def unenroll(db: Database, enrollment_id: int, now: datetime) -> bool:
     return exits.exit_enrollment(db, enrollment_id, "manual", now)
 
 
-def enrollment_rows(db: Database, *, sequence: str | None = None, status: str | None = None,
-                    email: str | None = None) -> list[dict[str, Any]]:
+def enrollment_rows(
+    db: Database,
+    *,
+    sequence: str | None = None,
+    status: str | None = None,
+    email: str | None = None,
+) -> list[dict[str, Any]]:
     """Every matching enrollment in the SPEC 16 `enrollments list` shape."""
     sql = (
         "SELECT e.id, s.name, c.email, e.status, e.exit_reason, e.failure_message, e.variant, "
@@ -272,13 +350,23 @@ def enrollment_rows(db: Database, *, sequence: str | None = None, status: str | 
     sql += " ORDER BY e.id"
     rows = []
     for r in db.execute(sql, params):
-        rows.append({
-            "id": r[0], "sequence": r[1], "email": r[2], "status": r[3], "exit_reason": r[4],
-            "failure_message": r[5], "variant": r[6],
-            "step": None if r[3] == "exited" else r[7],
-            "next_run_at": r[8], "inbox": r[9], "enrolled_at": r[10], "exited_at": r[11],
-            "paused_until": r[12],
-        })
+        rows.append(
+            {
+                "id": r[0],
+                "sequence": r[1],
+                "email": r[2],
+                "status": r[3],
+                "exit_reason": r[4],
+                "failure_message": r[5],
+                "variant": r[6],
+                "step": None if r[3] == "exited" else r[7],
+                "next_run_at": r[8],
+                "inbox": r[9],
+                "enrolled_at": r[10],
+                "exited_at": r[11],
+                "paused_until": r[12],
+            }
+        )
     return rows
 
 
@@ -297,11 +385,13 @@ def failed_enrollment_ids(db: Database, inbox_address: str | None) -> list[int]:
     inbox = accounts.inbox(db, inbox_address)
     rows = db.execute(
         "SELECT id FROM enrollments WHERE status = 'failed' AND inbox_id = ? ORDER BY id",
-        [inbox["id"]])
+        [inbox["id"]],
+    )
     return [r[0] for r in rows]
 
 
 def failure_message(db: Database, enrollment_id: int) -> str:
-    row = db.execute("SELECT failure_message FROM enrollments WHERE id = ?",
-                     [enrollment_id]).fetchone()
+    row = db.execute(
+        "SELECT failure_message FROM enrollments WHERE id = ?", [enrollment_id]
+    ).fetchone()
     return (row[0] if row else None) or "unknown reason"

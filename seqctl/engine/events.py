@@ -67,8 +67,16 @@ def record(
         "INSERT INTO events (kind, at, enrollment_id, sequence_id, step_id, contact_id, outbox_id,"
         " inbox_id, variant, detail_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            kind, iso(at), enrollment_id, sequence_id, step_id, contact_id, outbox_id,
-            inbox_id, variant, json.dumps(detail or {}),
+            kind,
+            iso(at),
+            enrollment_id,
+            sequence_id,
+            step_id,
+            contact_id,
+            outbox_id,
+            inbox_id,
+            variant,
+            json.dumps(detail or {}),
         ],
     )
     return cursor.lastrowid

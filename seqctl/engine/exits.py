@@ -11,8 +11,16 @@ from seqctl.clock import iso
 from seqctl.db import transaction
 from seqctl.engine import events
 
-EXIT_REASONS = ("reply_received", "stage_changed", "booking", "unsubscribed", "bounced",
-                "manual", "completed", "company_replied")
+EXIT_REASONS = (
+    "reply_received",
+    "stage_changed",
+    "booking",
+    "unsubscribed",
+    "bounced",
+    "manual",
+    "completed",
+    "company_replied",
+)
 
 # Which sequence flag must be on for a trigger to exit an enrollment (None: always).
 REASON_FLAG = {
@@ -26,8 +34,13 @@ REASON_FLAG = {
 }
 
 
-def exit_enrollment(db: Database, enrollment_id: int, reason: str, at: datetime,
-                    detail: dict[str, Any] | None = None) -> bool:
+def exit_enrollment(
+    db: Database,
+    enrollment_id: int,
+    reason: str,
+    at: datetime,
+    detail: dict[str, Any] | None = None,
+) -> bool:
     """Exit one enrollment (active, paused or failed) and cancel its queued emails.
     Returns False when it had already exited."""
     with transaction(db):
@@ -44,14 +57,22 @@ def exit_enrollment(db: Database, enrollment_id: int, reason: str, at: datetime,
             "WHERE enrollment_id = ? AND status = 'queued'",
             [f"enrollment exited: {reason}", enrollment_id],
         )
-        events.record(db, "exit", at, enrollment_id=enrollment_id,
-                      detail={"reason": reason, **(detail or {})})
+        events.record(
+            db, "exit", at, enrollment_id=enrollment_id, detail={"reason": reason, **(detail or {})}
+        )
     return True
 
 
-def exit_contact(db: Database, contact_id: int, reason: str, at: datetime, *,
-                 sequence_id: int | None = None, exclude: int | None = None,
-                 detail: dict[str, Any] | None = None) -> list[int]:
+def exit_contact(
+    db: Database,
+    contact_id: int,
+    reason: str,
+    at: datetime,
+    *,
+    sequence_id: int | None = None,
+    exclude: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> list[int]:
     """Exit the contact's live enrollments whose sequence lets `reason` exit them.
     Returns the exited enrollment ids."""
     flag = REASON_FLAG.get(reason)
@@ -82,9 +103,10 @@ def on_stage_change(db: Database, contact_id: int, at: datetime) -> list[int]:
 
 
 def is_suppressed(db: Database, email: str) -> bool:
-    return db.execute(
-        "SELECT 1 FROM suppressions WHERE email = ?", [email.strip().lower()]
-    ).fetchone() is not None
+    return (
+        db.execute("SELECT 1 FROM suppressions WHERE email = ?", [email.strip().lower()]).fetchone()
+        is not None
+    )
 
 
 def suppress(db: Database, email: str, reason: str, at: datetime) -> bool:

@@ -18,14 +18,17 @@ from seqctl.engine.schedule import Delay, SendWindow, due_time
 @dataclass
 class Plan:
     sequence: dict[str, Any]
-    steps: list[dict[str, Any]]                  # live steps, by position
+    steps: list[dict[str, Any]]  # live steps, by position
     by_id: dict[int, dict[str, Any]] = field(default_factory=dict)
     windows: dict[str | None, SendWindow] = field(default_factory=dict)
 
     def window_for(self, contact_timezone: str | None) -> SendWindow:
         """The sequence's window, in the contact's timezone when `send_in_contact_timezone`."""
-        tz = contact_timezone if (self.sequence["send_in_contact_timezone"]
-                                  and contact_timezone) else None
+        tz = (
+            contact_timezone
+            if (self.sequence["send_in_contact_timezone"] and contact_timezone)
+            else None
+        )
         window = self.windows.get(tz)
         if window is None:
             s = self.sequence
@@ -49,8 +52,11 @@ class Plan:
 
 
 def delay_of(step: dict[str, Any]) -> Delay:
-    return Delay(business_days=step["delay_business_days"],
-                 calendar_days=step["delay_calendar_days"], hours=step["delay_hours"])
+    return Delay(
+        business_days=step["delay_business_days"],
+        calendar_days=step["delay_calendar_days"],
+        hours=step["delay_hours"],
+    )
 
 
 def due(anchor: datetime, step: dict[str, Any], window: SendWindow) -> datetime:
@@ -67,8 +73,8 @@ def load(db: Database, sequence_id: int) -> Plan:
     columns = [c[0] for c in cursor.description]
     sequence = dict(zip(columns, cursor.fetchone(), strict=True))
     cursor = db.execute(
-        "SELECT * FROM steps WHERE sequence_id = ? AND removed = 0 ORDER BY position",
-        [sequence_id])
+        "SELECT * FROM steps WHERE sequence_id = ? AND removed = 0 ORDER BY position", [sequence_id]
+    )
     step_columns = [c[0] for c in cursor.description]
     steps = [dict(zip(step_columns, row, strict=True)) for row in cursor.fetchall()]
     for index, step in enumerate(steps):

@@ -231,6 +231,9 @@ def _fire(db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: Ti
         return
     counts.steps_fired += 1
     if kind in ("call", "linkedin", "task"):
+        title, notes = compose.task_text(
+            db, contact_id, inbox_id, step["title"] or kind, step["notes"] or ""
+        )
         cursor = db.execute(
             "INSERT OR IGNORE INTO tasks (enrollment_id, step_id, sequence_id, contact_id, kind, "
             "title, notes, due_at, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -240,8 +243,8 @@ def _fire(db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: Ti
                 sequence_id,
                 contact_id,
                 kind,
-                step["title"] or kind,
-                step["notes"] or "",
+                title,
+                notes,
                 iso(now),
                 iso(now),
             ],

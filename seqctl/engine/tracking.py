@@ -42,7 +42,7 @@ def link(base: str, kind: str, message_id: str, url: str | None = None) -> str:
 @dataclass(frozen=True)
 class Token:
     kind: str
-    message_id: str          # with <>
+    message_id: str  # with <>
     url: str | None
 
 

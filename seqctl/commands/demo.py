@@ -1,0 +1,169 @@
+"""`seqctl demo`: the whole loop on a local maildir inbox, in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from seqctl import clock, config, output
+from seqctl import db as database
+from seqctl.errors import SeqctlError
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DEMO_START = "2026-03-02T14:00:00Z"      # a Monday, 08:00 in Chicago
+
+
+def register(root: typer.Typer) -> None:
+    root.command("demo")(demo)
+
+
+def demo(
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the demo folder to look around.")] = False,
+    days: Annotated[int, typer.Option("--days", min=1, max=60, help="Simulated days.")] = 21,
+) -> None:
+    """Run the whole loop on a maildir inbox in a temporary folder: apply the example sequence,
+    import the example contacts, enroll them, tick through simulated days, drop a reply, tick
+    again, and show the exits, tasks and stats. Touches none of your data."""
+    sequence_file = EXAMPLES / "cold-saas-intro.yaml"
+    contacts_file = EXAMPLES / "contacts.csv"
+    if not sequence_file.exists() or not contacts_file.exists():
+        raise SeqctlError(f"the demo needs {sequence_file} and {contacts_file} (run it from a "
+                          "checkout of seqctl)")
+    folder = Path(tempfile.mkdtemp(prefix="seqctl-demo-"))
+    saved = {k: os.environ.get(k) for k in ("SEQCTL_HOME", "SEQCTL_DB", "SEQCTL_NOW")}
+    os.environ["SEQCTL_HOME"] = str(folder / "home")
+    os.environ.pop("SEQCTL_DB", None)
+    os.environ.pop("SEQCTL_NOW", None)
+    config.set_db_path(None)
+    database.reset()
+    try:
+        _run(folder, sequence_file, contacts_file, days)
+    finally:
+        database.reset()
+        clock.set_now(None)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if keep:
+            output.line(f"\nthe demo folder is kept: {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _say(text: str) -> None:
+    output.line(f"\n▸ {text}")
+
+
+def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int) -> None:
+    from seqctl.engine import accounts, contacts, cycle, enroll, sequences
+    from seqctl.providers.maildir import create_maildir
+
+    start = clock.parse_instant(DEMO_START)
+    clock.set_now(start)
+    db = database.get()
+    mail = folder / "mail"
+    create_maildir(mail)
+
+    _say("a rep and a local maildir inbox (no account needed)")
+    accounts.add_user(db, "riley@acme-demo.test", "Riley", "Parker")
+    accounts.add_inbox(db, "maildir", "riley@acme-demo.test", {"dir": str(mail)})
+    output.line(f"  riley@acme-demo.test → sent mail in {mail / 'sent'}, replies from "
+                f"{mail / 'inbox'}")
+
+    _say(f"seqctl sequence apply {sequence_file.name}")
+    validation = sequences.validate_text(db, sequence_file.read_text())
+    if not validation.ok:
+        raise SeqctlError(f"{sequence_file}: {validation.errors[0]}")
+    result = sequences.apply_spec(db, validation.spec, start)
+    output.line(f"  {result.action} '{result.name}' with {result.steps} steps")
+
+    _say(f"seqctl contacts import {contacts_file.name}")
+    imported = contacts.import_contacts(db, contacts_file.read_bytes(), filename=str(contacts_file))
+    output.line(f"  {imported.created} contacts created")
+
+    _say("seqctl enroll cold-saas-intro --csv contacts.csv")
+    summary = enroll.enroll(db, result.name, imported.emails, start)
+    output.line(f"  enrolled {summary['enrolled']}, skipped {summary['skipped_duplicates']}, "
+                f"failed {summary['failed']}")
+
+    replier = imported.emails[0]
+    replied = False
+    _say(f"ticking every 30 simulated minutes for {days} days (cron would tick every minute)")
+    now = start
+    end = start + timedelta(days=days)
+    totals = {"emails_sent": 0, "tasks_created": 0, "exited": 0}
+    while now <= end:
+        clock.set_now(now)
+        counts = cycle.run(db, now, phase="all")
+        if not cycle.sync_due(db, now):
+            from seqctl.engine import sync
+
+            counts.synced += sync.run_sync(db, now)
+        for key in totals:
+            totals[key] += getattr(counts, key)
+        if counts.emails_sent or counts.tasks_created or counts.exited:
+            output.line(f"  {now:%a %d %b %H:%M} UTC  sent {counts.emails_sent}, "
+                        f"tasks {counts.tasks_created}, exits {counts.exited}")
+        if not replied and now >= start + timedelta(days=1, hours=2):
+            _drop_reply(db, mail, replier)
+            _say(f"{replier} replied: a message lands in {mail / 'inbox' / 'new'}")
+            replied = True
+        now += timedelta(minutes=30)
+
+    _say("enrollments (seqctl enrollments list)")
+    rows = enroll.enrollment_rows(db)
+    output.table(rows, ["email", "status", "exit_reason", "step", "next_run_at"])
+    _say("open tasks (seqctl tasks list)")
+    tasks = db.execute(
+        "SELECT t.kind, t.title, c.email, t.due_at FROM tasks t JOIN contacts c "
+        "ON c.id = t.contact_id WHERE t.status = 'open' ORDER BY t.due_at LIMIT 8").fetchall()
+    output.table([dict(zip(("kind", "title", "email", "due_at"), t, strict=True)) for t in tasks],
+                 ["kind", "title", "email", "due_at"])
+    _say("stats (seqctl stats cold-saas-intro)")
+    _stats(db, result.name)
+    sent = len(list((mail / "sent" / "new").iterdir()))
+    output.line(f"\n{sent} emails were written to {mail / 'sent' / 'new'}; "
+                f"{totals['tasks_created']} tasks created; "
+                f"{replier} got nothing after replying.")
+
+
+def _drop_reply(db, mail: Path, replier: str) -> None:
+    """Write a reply to the first email into the maildir inbox, as a mail client would."""
+    import email.policy
+    from email.message import EmailMessage
+
+    row = db.execute("SELECT message_id, subject FROM outbox WHERE to_email = ? AND "
+                     "status = 'sent' ORDER BY id LIMIT 1", [replier]).fetchone()
+    message = EmailMessage(policy=email.policy.SMTP)
+    message["From"] = replier
+    message["To"] = "riley@acme-demo.test"
+    message["Subject"] = "Re: " + (row[1] if row else "hello")
+    if row:
+        message["In-Reply-To"] = row[0]
+        message["References"] = row[0]
+    message["Message-ID"] = "<demo-reply-1@example.test>"
+    message.set_content("Sounds interesting, can you send times for Thursday?\n")
+    target = mail / "inbox" / "new" / "demo-reply-1.eml"
+    target.write_bytes(message.as_bytes())
+
+
+def _stats(db, name: str) -> None:
+    try:
+        from seqctl.engine import analytics
+    except ImportError:
+        analytics = None
+    if analytics is not None and hasattr(analytics, "render_stats"):
+        analytics.render_stats(db, name)
+        return
+    rows = db.execute(
+        "SELECT kind, COUNT(*) FROM events e JOIN sequences s ON s.id = e.sequence_id "
+        "WHERE s.name = ? GROUP BY kind ORDER BY kind", [name]).fetchall()
+    output.table([{"event": k, "count": c} for k, c in rows], ["event", "count"])
