@@ -6,6 +6,7 @@ It knows nothing about sequences or enrollments; the engine decides, the provide
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -67,9 +68,18 @@ class InboxInfo:
 class Provider(Protocol):
     kind: str
 
-    def send(self, raw: bytes, *, message_id: str, thread_id: str | None = None) -> SendResult:
-        """Send the message exactly as given. Raises TransientError / AuthRevokedError /
-        ProviderError."""
+    def send(
+        self,
+        raw: bytes,
+        *,
+        message_id: str,
+        thread_id: str | None = None,
+        bcc: Iterable[str] = (),
+    ) -> SendResult:
+        """Send the message exactly as given, also to the `bcc` addresses (which are not in
+        `raw`: Bcc never appears in the bytes sent). Raises TransientError / AuthRevokedError /
+        ProviderError; UndecidableError when the outcome is unknown (connection lost after the
+        message data was sent)."""
         ...
 
     def find_sent(self, message_id: str) -> SendResult | None:

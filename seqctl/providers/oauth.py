@@ -1,0 +1,193 @@
+"""What the OAuth providers (Gmail, Outlook) share: endpoints read from the environment at call
+time, token file paths, HTTP calls with a timeout, and turning HTTP failures into the provider
+errors of base.py (429/5xx/timeouts transient with Retry-After, the rest permanent)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+from seqctl.files import write_private
+from seqctl.providers.base import ProviderError, TransientError, UndecidableError
+
+DEFAULT_TIMEOUT = 30.0          # seconds per HTTP request; a hung API must not hang a tick
+
+# OAuth error codes meaning the grant itself is gone: the user must connect the inbox again.
+REVOKED_GRANT_ERRORS = frozenset(
+    {"invalid_grant", "unauthorized_client", "interaction_required", "consent_required"}
+)
+
+# 408/429 and 5xx are worth retrying later; 501 (not implemented) never gets better.
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def _env_url(name: str, default: str) -> str:
+    return (os.environ.get(name) or default).rstrip("/")
+
+
+def gmail_api_url() -> str:
+    return _env_url("SEQCTL_GMAIL_API_URL", "https://gmail.googleapis.com")
+
+
+def google_token_uri() -> str:
+    return os.environ.get("SEQCTL_GOOGLE_TOKEN_URI") or "https://oauth2.googleapis.com/token"
+
+
+def gcal_api_url() -> str:
+    return _env_url("SEQCTL_GCAL_API_URL", "https://www.googleapis.com")
+
+
+def graph_api_url() -> str:
+    return _env_url("SEQCTL_GRAPH_API_URL", "https://graph.microsoft.com/v1.0")
+
+
+def ms_authority_host() -> str:
+    return _env_url("SEQCTL_MS_AUTHORITY", "https://login.microsoftonline.com")
+
+
+def ms_authority(tenant: str | None) -> str:
+    """The MSAL authority URL: the identity host with `/<tenant>` appended."""
+    return f"{ms_authority_host()}/{tenant or 'common'}"
+
+
+def token_path(home: Path, kind: str, address: str) -> Path:
+    """`$SEQCTL_HOME/tokens/<kind>-<address>.json`."""
+    return Path(home) / "tokens" / f"{kind}-{address.lower()}.json"
+
+
+def save_json_private(path: Path, data: dict[str, Any]) -> None:
+    write_private(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date (RFC 9110).
+    None when absent or unreadable; never negative."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def api_error_message(response: requests.Response) -> str:
+    """The API's own words for a failed response: Google `{"error": {"message"}}`, Graph
+    `{"error": {"code", "message"}}`, OAuth `{"error", "error_description"}`, else the text."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = (response.text or "").strip()
+        return text[:200] or f"HTTP {response.status_code}"
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        code = error.get("code")
+        message = error.get("message") or ""
+        if isinstance(code, str) and code and code not in message:
+            return f"{code}: {message}".rstrip(": ")
+        return message or f"HTTP {response.status_code}"
+    if isinstance(error, str):
+        description = body.get("error_description")
+        return f"{error}: {description}" if description else error
+    return f"HTTP {response.status_code}"
+
+
+def google_error_reasons(response: requests.Response) -> set[str]:
+    """The `reason` values of a Google error body (`rateLimitExceeded`, ...)."""
+    try:
+        error = response.json().get("error", {})
+        return {item.get("reason", "") for item in error.get("errors", [])}
+    except (ValueError, AttributeError, TypeError):
+        return set()
+
+
+def error_for_response(response: requests.Response, what: str) -> ProviderError:
+    """The provider error for a failed (non-2xx) response. Transient ones carry Retry-After."""
+    message = f"{what}: HTTP {response.status_code}: {api_error_message(response)}"
+    if response.status_code in TRANSIENT_STATUSES:
+        return TransientError(
+            message, retry_after=parse_retry_after(response.headers.get("Retry-After"))
+        )
+    return ProviderError(message)
+
+
+def _never_reached_server(exc: requests.RequestException) -> bool:
+    """True when the request certainly never got to the server (refused, DNS, connect
+    timeout), False when it may have been received (read timeout, connection dropped)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.ConnectionError) or isinstance(exc, requests.ReadTimeout):
+        return False
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError | NameResolutionError)
+
+
+def http_request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    unsafe: bool = False,
+    **kwargs: Any,
+) -> requests.Response:
+    """One HTTP call; timeouts and refused connections become TransientError. With
+    `unsafe` (a send), a failure after the request may have reached the server raises
+    UndecidableError instead: retrying blindly could send twice."""
+    try:
+        return session.request(method, url, timeout=timeout, **kwargs)
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        if unsafe and not _never_reached_server(exc):
+            raise UndecidableError(
+                f"{what}: the connection failed after the request was sent, so it may have "
+                f"gone through ({type(exc).__name__})"
+            ) from exc
+        raise TransientError(f"{what}: {type(exc).__name__}: {exc}") from exc
+    except requests.RequestException as exc:
+        raise ProviderError(f"{what}: {exc}") from exc
+
+
+def with_bcc(raw: bytes, bcc: Iterable[str]) -> bytes:
+    """`raw` with a Bcc header prepended for the API to deliver to (Gmail and Exchange take
+    Bcc recipients from the header and never show it to the other recipients)."""
+    addresses = [re.sub(r"[\r\n,]+", "", address).strip() for address in bcc]
+    addresses = [address for address in addresses if address]
+    if not addresses:
+        return raw
+    return f"Bcc: {', '.join(addresses)}\r\n".encode() + raw
+
+
+def poll(
+    attempt: Callable[[], Any],
+    *,
+    tries: int,
+    delay: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
+    """Call `attempt` up to `tries` times, `delay` seconds apart, until it returns non-None."""
+    for index in range(max(1, tries)):
+        result = attempt()
+        if result is not None:
+            return result
+        if index + 1 < tries and delay > 0:
+            sleep(delay)
+    return None

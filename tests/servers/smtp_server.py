@@ -1,0 +1,221 @@
+"""A real SMTP server for tests: aiosmtpd on 127.0.0.1, on a free port, in a thread.
+
+It records every accepted message with its envelope, can require AUTH (PLAIN, LOGIN, XOAUTH2),
+offers STARTTLS (or implicit TLS) with a self-signed certificate, and plays scripted failures: queue a reply
+such as "451 4.3.0 Try later" for the next MAIL, RCPT or DATA.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+import socket
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    login: str | None
+
+
+@dataclass(frozen=True)
+class SelfSignedCert:
+    cert_file: Path
+    key_file: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+def make_self_signed_cert(directory: Path) -> SelfSignedCert:
+    """A CA-style self-signed certificate for localhost and 127.0.0.1 (trust it via ca_file)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_file = directory / "cert.pem"
+    key_file = directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return SelfSignedCert(cert_file, key_file)
+
+
+@dataclass
+class RecordingHandler:
+    """Accepts mail into `messages`; `failures[command]` holds replies to give instead."""
+
+    users: dict[str, str] = field(default_factory=dict)          # login -> password
+    tokens: dict[str, str] = field(default_factory=dict)         # login -> XOAUTH2 token
+    messages: list[ReceivedMessage] = field(default_factory=list)
+    failures: dict[str, list[str]] = field(default_factory=dict)
+    drop_after_data: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _scripted(self, command: str) -> str | None:
+        with self.lock:
+            queue = self.failures.get(command)
+            return queue.pop(0) if queue else None
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        reply = self._scripted("MAIL")
+        if reply:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        reply = self._scripted("RCPT")
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        reply = self._scripted("DATA")
+        if reply:
+            return reply
+        auth = session.auth_data
+        login = auth.login.decode() if isinstance(auth, LoginPassword) else auth
+        with self.lock:
+            self.messages.append(ReceivedMessage(
+                mail_from=envelope.mail_from,
+                rcpt_tos=list(envelope.rcpt_tos),
+                data=envelope.original_content or b"",
+                login=login,
+            ))
+        if self.drop_after_data:
+            server.transport.close()        # accepted, but the client never hears so
+        return "250 Message accepted"
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        if len(args) > 1:
+            blob = args[1].encode()
+        else:
+            answer = await server.challenge_auth("")
+            if not isinstance(answer, bytes):
+                return AuthResult(success=False, handled=True)
+            blob = base64.b64encode(answer)
+        try:
+            parts = base64.b64decode(blob).decode().split("\x01")
+            user = parts[0].removeprefix("user=")
+            token = next(p for p in parts if p.startswith("auth=Bearer ")).removeprefix(
+                "auth=Bearer ")
+        except (ValueError, StopIteration):
+            return AuthResult(success=False, handled=False)
+        if self.tokens.get(user) == token:
+            return AuthResult(success=True, auth_data=user)
+        # RFC 7628: an error challenge, then the client's empty answer, then 535.
+        await server.challenge_auth('{"status":"401","schemes":"bearer"}')
+        return AuthResult(success=False, handled=False)
+
+
+class SmtpTestServer:
+    """`with SmtpTestServer(...) as server:` — `server.port`, `server.handler.messages`."""
+
+    def __init__(self, *, users: dict[str, str] | None = None,
+                 tokens: dict[str, str] | None = None, starttls: bool = False,
+                 implicit_tls: bool = False, cert: SelfSignedCert | None = None):
+        self.handler = RecordingHandler(users=dict(users or {}), tokens=dict(tokens or {}))
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.cert = cert
+        if (starttls or implicit_tls) and cert is None:
+            self.cert = make_self_signed_cert(Path(tempfile.mkdtemp(prefix="seqctl-cert-")))
+        self.starttls = starttls
+        self.implicit_tls = implicit_tls
+        self.controller: Controller | None = None
+
+    @property
+    def messages(self) -> list[ReceivedMessage]:
+        return self.handler.messages
+
+    def fail_next(self, command: str, reply: str, times: int = 1) -> None:
+        """Answer the next `times` MAIL/RCPT/DATA commands with `reply`, e.g. "451 4.3.0 Later"."""
+        with self.handler.lock:
+            self.handler.failures.setdefault(command.upper(), []).extend([reply] * times)
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope,
+                      mechanism: str, auth_data: object) -> AuthResult:
+        if isinstance(auth_data, LoginPassword):
+            login, password = auth_data.login.decode(), auth_data.password.decode()
+            if self.handler.users.get(login) == password:
+                return AuthResult(success=True, auth_data=auth_data)
+        return AuthResult(success=False, handled=False)
+
+    def start(self) -> SmtpTestServer:
+        with socket.socket() as sock:
+            sock.bind((self.host, 0))
+            self.port = sock.getsockname()[1]
+        kwargs: dict[str, object] = {}
+        if self.handler.users or self.handler.tokens:
+            kwargs.update(authenticator=self._authenticate, auth_require_tls=False)
+        if self.starttls:
+            assert self.cert is not None
+            kwargs["tls_context"] = self.cert.server_context()
+        if self.implicit_tls:
+            assert self.cert is not None
+            kwargs["ssl_context"] = self.cert.server_context()
+        self.controller = Controller(
+            self.handler, hostname=self.host, port=self.port, ready_timeout=10,
+            auth_required=bool(self.handler.users or self.handler.tokens), **kwargs,
+        )
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def __enter__(self) -> SmtpTestServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+__all__ = ["SmtpTestServer", "ReceivedMessage", "SelfSignedCert", "make_self_signed_cert"]
