@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlite_utils import Database
 
 from seqctl import clock, config
 from seqctl.db import transaction
+from seqctl.engine import contacts
 from seqctl.errors import SeqctlError
 from seqctl.providers.base import InboxInfo
 
@@ -21,15 +21,14 @@ DEFAULT_DAILY_CAP = {"gmail": 500, "outlook": 1000, "smtp": 500, "maildir": 10_0
 
 
 def normalise_email(value: str, *, what: str = "email") -> str:
-    """Lower-cased, stripped address; SeqctlError when it is not an email address."""
+    """Lower-cased, stripped address; SeqctlError (naming `what`) when it is not one."""
     text = (value or "").strip()
     if not text:
         raise SeqctlError(f"{what} is empty")
     try:
-        result = validate_email(text, check_deliverability=False, test_environment=True)
-    except EmailNotValidError as exc:
+        return contacts.normalise_email(text)
+    except ValueError as exc:
         raise SeqctlError(f"{what} '{text}' is not a valid email address: {exc}") from None
-    return result.normalized.lower()
 
 
 def add_user(

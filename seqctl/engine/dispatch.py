@@ -273,6 +273,19 @@ def _send_one(
             counts.deferred += 1
             _log(f"inbox {inbox['address']}: {exc}; retrying in {delay:.0f}s")
             return "retry"
+        except UndecidableError as exc:
+            with transaction(db):
+                db.execute(
+                    "UPDATE outbox SET status = 'unknown', error = ? WHERE id = ?",
+                    [
+                        f"the connection dropped after the message was handed over ({exc}); "
+                        f"check the Sent folder, then `seqctl outbox retry {outbox_id}` "
+                        "if it did not go out",
+                        outbox_id,
+                    ],
+                )
+            _log(f"outbox {outbox_id}: send state unknown; see `seqctl outbox list`")
+            return "unknown"
         except AuthRevokedError as exc:
             with transaction(db):
                 db.execute("UPDATE outbox SET status = 'queued' WHERE id = ?", [outbox_id])

@@ -90,6 +90,8 @@ def enroll(
         wanted.append(email)
 
     inbox_of_owner: dict[str | None, int | None] = {}
+    first_due: dict[Any, str] = {}      # step 1's due time, by send window
+    now_iso = iso(now)
     with transaction(db):
         contacts = _contacts(db, wanted, now)
         next_id = (db.execute("SELECT MAX(id) FROM enrollments").fetchone()[0] or 0) + 1
@@ -133,7 +135,9 @@ def enroll(
                 status, failure = "failed", _no_inbox_message(contact["owner_email"])
             else:
                 window = steps.window_for(contact["timezone"])
-                next_run = iso(plan.due(now, first_step, window))
+                next_run = first_due.get(window)
+                if next_run is None:
+                    next_run = first_due[window] = iso(plan.due(now, first_step, window))
             rows.append(
                 (
                     enrollment_id,
@@ -144,10 +148,10 @@ def enroll(
                     failure,
                     variant_for(enrollment_id),
                     first_step["id"],
-                    iso(now),
+                    now_iso,
                     next_run,
-                    iso(now),
-                    iso(now),
+                    now_iso,
+                    now_iso,
                 )
             )
             active_counts[contact["id"]] = active_counts.get(contact["id"], 0) + 1
