@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
-import holidays as holidays_lib
-
 UTC = dt.UTC
 _ONE_DAY = dt.timedelta(days=1)
 _ONE_SECOND = dt.timedelta(seconds=1)
@@ -31,6 +29,14 @@ _ONE_SECOND = dt.timedelta(seconds=1)
 _MAX_CLOSED_DAYS = 366
 # Names ZoneInfo can load that are not IANA zones (`localtime` depends on the machine).
 _NOT_IANA_ZONES = frozenset({"localtime", "posixrules"})
+
+
+def _holidays_lib():
+    """The `holidays` package, imported on first use (it takes ~0.15 s to import, and most
+    commands never need it)."""
+    import holidays
+
+    return holidays
 
 
 @dataclass(frozen=True)
@@ -200,7 +206,7 @@ def _zone(name: str) -> ZoneInfo:
 @lru_cache(maxsize=1024)
 def _holiday_country_known(code: str) -> bool:
     try:
-        holidays_lib.country_holidays(code)
+        _holidays_lib().country_holidays(code)
     except NotImplementedError:
         return False
     return True
@@ -209,7 +215,7 @@ def _holiday_country_known(code: str) -> bool:
 @cache
 def _holiday_dates(country: str, year: int) -> frozenset[dt.date]:
     try:
-        calendar = holidays_lib.country_holidays(country, years=year)
+        calendar = _holidays_lib().country_holidays(country, years=year)
     except NotImplementedError:
         raise ValueError(f"unknown holiday country: {country!r}") from None
     return frozenset(calendar.keys())
