@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 
-import click
 import typer
 
 os.environ.setdefault("COLUMNS", "100")
@@ -16,9 +15,9 @@ os.environ["TERM"] = "dumb"
 from seqctl.cli import app  # noqa: E402
 
 
-def walk(command: click.Command, path: list[str]):
+def walk(command, path: list[str]):
     yield path, command
-    if isinstance(command, click.Group):
+    if hasattr(command, "commands"):
         for name in sorted(command.commands):
             yield from walk(command.commands[name], [*path, name])
 
@@ -28,7 +27,7 @@ def main() -> None:
     print("# Command reference\n")
     print("Generated from `--help` by `scripts/gen_docs.py` (`make docs`); do not edit.\n")
     for path, command in walk(root, ["seqctl"]):
-        ctx = click.Context(command, info_name=" ".join(path))
+        ctx = typer.Context(command, info_name=" ".join(path))
         with ctx:
             text = command.get_help(ctx)
         print(f"## {' '.join(path)}\n")
