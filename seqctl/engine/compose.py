@@ -110,6 +110,21 @@ def compose(
     variant: str | None = None,
 ) -> Composed:
     """Render the email `step` for `enrollment_id` as it would be sent at `date`."""
+    try:
+        return _compose(db, enrollment_id, step, date=date, variant=variant)
+    except ValueError as exc:  # a template or address that cannot be rendered
+        raise SeqctlError(f"step {step.get('position')} cannot be rendered: {exc}") from None
+
+
+def _compose(
+    db: Database,
+    enrollment_id: int,
+    step: dict[str, Any],
+    *,
+    date: datetime,
+    variant: str | None = None,
+) -> Composed:
+    """Render the email `step` for `enrollment_id` as it would be sent at `date`."""
     enr = db.execute(
         "SELECT e.id, e.sequence_id, e.contact_id, e.inbox_id, e.variant, "
         "s.track_opens, s.track_clicks FROM enrollments e JOIN sequences s ON s.id = e.sequence_id "

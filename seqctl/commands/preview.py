@@ -1,0 +1,83 @@
+"""`seqctl preview` and `seqctl spam-score`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from seqctl import clock, output
+from seqctl.commands._common import JsonOpt, db
+from seqctl.errors import SeqctlError
+
+
+def register(root: typer.Typer) -> None:
+    root.command("preview")(preview)
+    root.command("spam-score")(spam_score)
+
+
+def preview(
+    sequence: str,
+    step: Annotated[int, typer.Option("--step", min=1, help="1-based step position.")],
+    contact: Annotated[str, typer.Option("--contact", help="Contact email.")],
+    variant: Annotated[str | None, typer.Option("--variant", help="a or b")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show exactly what step N would send to CONTACT now: the raw message, byte for byte
+    what the inbox receives (with --json: its parts and headers). The spam-risk score goes to
+    stderr."""
+    from seqctl.engine import previews, spam
+
+    if variant is not None and variant.lower() not in ("a", "b"):
+        raise typer.BadParameter("a or b", param_hint="--variant")
+    composed, _ = previews.preview(db(), sequence, step, contact, clock.now(),
+                                   variant.upper() if variant else None)
+    built = composed.built
+    report = spam.score_email(built.subject, built.text, first_touch=not composed.is_reply)
+    if json_out:
+        output.emit_json({
+            "subject": built.subject, "text": built.text, "html": built.html, "to": built.to,
+            "cc": built.cc, "bcc": built.bcc, "headers": built.headers,
+            "spam": report.to_json(),
+        })
+        return
+    sys.stdout.buffer.write(built.raw)
+    sys.stdout.buffer.flush()
+    output.info(f"spam-risk score {report.score} ({report.band})"
+                + "".join(f"\n  +{r.points} {r.rule}: {r.detail} — {r.fix}" for r in report.reasons))
+
+
+def spam_score(
+    subject: Annotated[str | None, typer.Option("--subject")] = None,
+    body: Annotated[str | None, typer.Option("--body", help="The body text.")] = None,
+    body_file: Annotated[Path | None, typer.Option(
+        "--body-file", help="Read the body from a file ('-' for standard input).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score an email's spam risk: 0-100 (lower is better), green < 30, amber 30-59,
+    red >= 60, with the reasons and how to fix each."""
+    from seqctl.engine import spam
+
+    if body is not None and body_file is not None:
+        raise typer.BadParameter("give --body or --body-file, not both", param_hint="--body")
+    if body_file is not None:
+        if str(body_file) == "-":
+            body = sys.stdin.read()
+        else:
+            try:
+                body = body_file.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise SeqctlError(f"cannot read {body_file}: {exc.strerror}") from None
+    if body is None and subject is None:
+        raise typer.BadParameter("give --subject and/or --body/--body-file", param_hint="--body")
+    report = spam.score_email(subject, body or "")
+    if json_out:
+        document = report.to_json()
+        output.emit_json(document)
+        return
+    output.line(f"{report.score}/100 {report.band}")
+    for reason in report.reasons:
+        output.line(f"  +{reason.points:<3} {reason.rule}: {reason.detail}")
+        output.line(f"        fix: {reason.fix}")

@@ -1,0 +1,60 @@
+"""`seqctl preview`: the exact message a step would send to a contact now."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from seqctl.clock import iso
+from seqctl.engine import accounts, compose, plan
+from seqctl.engine.compose import Composed
+from seqctl.engine.render import variant_for
+from seqctl.errors import SeqctlError
+
+
+def preview(db: Database, sequence_name: str, position: int, email: str, now: datetime,
+            variant: str | None = None) -> tuple[Composed, dict[str, Any]]:
+    """Compose step `position` for the contact through the same path the dispatcher uses.
+    An enrolled contact is previewed in its enrollment (its variant, inbox and thread); one
+    that is not is previewed as if enrolled now, in a transaction that is rolled back."""
+    row = db.execute("SELECT id FROM sequences WHERE name = ?", [sequence_name]).fetchone()
+    if row is None:
+        raise SeqctlError(f"no sequence '{sequence_name}': see `seqctl sequence list`")
+    the_plan = plan.load(db, row[0])
+    steps = [s for s in the_plan.steps if s["position"] == position]
+    if not steps:
+        raise SeqctlError(f"'{sequence_name}' has no step {position} "
+                          f"(it has {len(the_plan.steps)})")
+    step = steps[0]
+    if step["step_type"] != "email":
+        raise SeqctlError(f"step {position} of '{sequence_name}' is a {step['step_type']} step; "
+                          "only email steps have a message to preview")
+    address = accounts.normalise_email(email, what="--contact")
+    contact = db.execute("SELECT id, owner_email FROM contacts WHERE email = ?",
+                         [address]).fetchone()
+    if contact is None:
+        raise SeqctlError(f"no contact {address}: import it with `seqctl contacts import`")
+    enrollment = db.execute(
+        "SELECT id, inbox_id FROM enrollments WHERE sequence_id = ? AND contact_id = ? "
+        "ORDER BY id DESC LIMIT 1", [row[0], contact[0]]).fetchone()
+    if enrollment is not None and enrollment[1] is not None:
+        composed = compose.compose(db, enrollment[0], step, date=now, variant=variant)
+        return composed, {"enrollment_id": enrollment[0]}
+    inbox_id = accounts.default_inbox_for(db, contact[1])
+    if inbox_id is None:
+        raise SeqctlError("no inbox to preview from: add one with `seqctl inbox add`")
+    db.execute("SAVEPOINT preview")
+    try:
+        enrollment_id = (db.execute("SELECT MAX(id) FROM enrollments").fetchone()[0] or 0) + 1
+        db.execute(
+            "INSERT INTO enrollments (id, sequence_id, contact_id, inbox_id, status, variant, "
+            "step_id, anchor_at, enrolled_at, updated_at) VALUES (?,?,?,?,'active',?,?,?,?,?)",
+            [enrollment_id, row[0], contact[0], inbox_id, variant_for(enrollment_id),
+             step["id"], iso(now), iso(now), iso(now)])
+        composed = compose.compose(db, enrollment_id, step, date=now, variant=variant)
+    finally:
+        db.execute("ROLLBACK TO SAVEPOINT preview")
+        db.execute("RELEASE SAVEPOINT preview")
+    return composed, {"enrollment_id": None}
