@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from json.encoder import encode_basestring as _quote  # type: ignore[attr-defined]
+from json.encoder import encode_basestring as _quote
 from operator import itemgetter
 from typing import Any
 
@@ -305,7 +305,6 @@ def _parse(data: bytes, filename: str) -> ParsedCsv:
     width = len(names)
     nameless = [index for index, name in enumerate(names) if name is None]
     nameless_used = False
-    strip = str.strip
 
     rows: list[dict] = []
     invalid: list[dict] = []
@@ -360,14 +359,16 @@ def _parse(data: bytes, filename: str) -> ParsedCsv:
                 record[timezone_index] = canonical
             if owner_index is not None:
                 record[owner_index] = record[owner_index].lower()
-            row: dict[str, Any] = dict(
-                zip(known_names, map(strip, known_cells(record)), strict=True)
-            )
+            row: dict[str, Any] = {
+                name: cell.strip()
+                for name, cell in zip(known_names, known_cells(record), strict=False)
+            }
             row["line"] = line
             row["email"] = email
-            row["custom_fields"] = dict(
-                zip(custom_names, map(strip, custom_cells(record)), strict=True)
-            )
+            row["custom_fields"] = {
+                name: cell.strip()
+                for name, cell in zip(custom_names, custom_cells(record), strict=False)
+            }
             if nameless and not nameless_used:
                 nameless_used = any(record[i].strip() for i in nameless)
             rows.append(row)
@@ -521,8 +522,8 @@ def import_contacts(
 def _enrolled_stages(db: Database) -> dict[str, tuple[int, str]]:
     """email -> (contact id, stage) of contacts in a live enrollment (few, next to all contacts)."""
     rows = db.execute(
-        "SELECT c.email, c.id, c.lifecycle_stage FROM contacts c WHERE EXISTS (SELECT 1 FROM "
-        "enrollments e WHERE e.contact_id = c.id AND e.status IN ('active', 'paused', 'failed'))"
+        "SELECT DISTINCT c.email, c.id, c.lifecycle_stage FROM enrollments e "
+        "JOIN contacts c ON c.id = e.contact_id WHERE e.status IN ('active', 'paused', 'failed')"
     ).fetchall()
     return {email: (contact_id, stage) for email, contact_id, stage in rows}
 
