@@ -1,0 +1,381 @@
+"""The numbers behind `seqctl stats`, `seqctl compare` and `seqctl export`, read from the events
+table, and the pure pieces they rest on: rates, the significance test, scanner detection.
+
+How things are counted (SPEC 13):
+- `sent`: emails sent (one `sent` event per outbox row).
+- `opens` / `clicks`: emails opened / clicked at least once (unique per message), leaving out
+  what a machine did: opens and clicks less than `SCANNER_SECONDS` after the email was sent,
+  and bursts where every tracked link of an email is clicked within `BURST_SECONDS` (security
+  gateways follow every link on delivery). Those events are kept, flagged `{"scanner": true}`.
+- `replies`, `unsubscribes`, `bounces` (hard only), `meetings`: once per enrollment and kind, on
+  the step and variant of the email the first such event was attributed to (`events.record`
+  attributes an outcome to the last email sent before it). Auto-replies are never replies.
+- Rates are fractions of sent emails rounded to 4 decimals (0.1234 = 12.34 %), 0 when nothing
+  was sent. Totals are the sums of the step rows.
+- A step without `variant_b` sends the same email to everybody, so all its numbers are under
+  variant "A" whatever the enrollment's variant.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from seqctl.clock import from_iso
+from seqctl.errors import SeqctlError
+
+SCANNER_SECONDS = 10      # an open or click this soon after sending is a machine's
+BURST_SECONDS = 5         # every link clicked within this many seconds is a machine's
+MIN_SAMPLE = 30           # sent emails per arm before a significance verdict
+ALPHA = 0.05
+
+COUNTERS = ("sent", "opens", "clicks", "replies", "unsubscribes", "bounces", "meetings")
+OUTCOMES = {"reply": "replies", "unsubscribe": "unsubscribes", "bounce": "bounces",
+            "meeting": "meetings"}
+
+
+# --- pure pieces ---------------------------------------------------------------------------
+
+
+def rate(part: int, whole: int) -> float:
+    """`part / whole` rounded to 4 decimals; 0 when `whole` is 0."""
+    return round(part / whole, 4) if whole else 0.0
+
+
+def with_rates(counts: dict[str, int]) -> dict[str, Any]:
+    sent = counts.get("sent", 0)
+    return {
+        **counts,
+        "open_rate": rate(counts.get("opens", 0), sent),
+        "click_rate": rate(counts.get("clicks", 0), sent),
+        "reply_rate": rate(counts.get("replies", 0), sent),
+    }
+
+
+def is_early(sent_at: datetime | None, at: datetime) -> bool:
+    """An open or click this soon after sending (or stamped before it) is a scanner's."""
+    if sent_at is None:
+        return False
+    return (at - sent_at).total_seconds() < SCANNER_SECONDS
+
+
+def scanner_clicks(
+    sent_at: datetime | None, clicks: Sequence[tuple[datetime, str]], link_count: int
+) -> set[int]:
+    """Indexes of the clicks on one email that look like a link scanner's: early ones, and
+    every click of a burst in which all `link_count` links (two or more) were followed within
+    `BURST_SECONDS`. `clicks` are (time, normalised URL)."""
+    flagged = {index for index, (at, _) in enumerate(clicks) if is_early(sent_at, at)}
+    if link_count < 2:
+        return flagged
+    order = sorted(range(len(clicks)), key=lambda index: clicks[index][0])
+    for position, first in enumerate(order):
+        start = clicks[first][0]
+        window = [index for index in order[position:]
+                  if (clicks[index][0] - start).total_seconds() <= BURST_SECONDS]
+        if len({clicks[index][1] for index in window}) >= link_count:
+            flagged.update(window)
+    return flagged
+
+
+@dataclass(frozen=True)
+class ZTest:
+    z: float
+    p_value: float
+
+
+def two_proportion_z_test(successes_a: int, n_a: int, successes_b: int, n_b: int) -> ZTest:
+    """Pooled two-proportion z-test, two-sided. With no data or no variation (every trial a
+    success, or none) there is no evidence of a difference: z = 0, p = 1."""
+    if n_a <= 0 or n_b <= 0:
+        return ZTest(0.0, 1.0)
+    pooled = (successes_a + successes_b) / (n_a + n_b)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+    if se == 0:
+        return ZTest(0.0, 1.0)
+    z = (successes_a / n_a - successes_b / n_b) / se
+    return ZTest(z, math.erfc(abs(z) / math.sqrt(2)))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    p_value: float | None
+    significant: bool
+    enough_data: bool
+    text: str
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:.1f}%"
+
+
+def compare_reply_rates(label_a: str, replies_a: int, sent_a: int,
+                        label_b: str, replies_b: int, sent_b: int) -> Verdict:
+    """Is the difference in reply rate between A and B real? Below `MIN_SAMPLE` sent emails
+    on either side the answer is "not enough data yet" (the p-value is still shown)."""
+    p_value = (two_proportion_z_test(replies_a, sent_a, replies_b, sent_b).p_value
+               if sent_a and sent_b else None)
+    rate_a, rate_b = rate(replies_a, sent_a), rate(replies_b, sent_b)
+    if min(sent_a, sent_b) < MIN_SAMPLE:
+        so_far = f"; p = {p_value:.4f} so far" if p_value is not None else ""
+        return Verdict(p_value, False, False,
+                       f"not enough data yet: {MIN_SAMPLE} sent emails needed on each side "
+                       f"({label_a}: {sent_a}, {label_b}: {sent_b}{so_far})")
+    assert p_value is not None
+    rates = f"{_percent(rate_a)} vs {_percent(rate_b)}, p = {p_value:.4f}"
+    if p_value < ALPHA and rate_a != rate_b:
+        winner = label_a if rate_a > rate_b else label_b
+        return Verdict(p_value, True, True,
+                       f"{winner} has the higher reply rate ({rates}; significant at the "
+                       f"{ALPHA:.0%} level)")
+    return Verdict(p_value, False, True, f"no significant difference yet ({rates})")
+
+
+# --- reading the events table --------------------------------------------------------------
+
+
+def find_sequence(db: Database, name: str) -> int:
+    row = db.execute("SELECT id FROM sequences WHERE name = ?", [name]).fetchone()
+    if row is None:
+        raise SeqctlError(f"no sequence named '{name}': see `seqctl sequence list`")
+    return row[0]
+
+
+@dataclass(frozen=True)
+class _Step:
+    position: int | None
+    has_b: bool
+
+
+def _email_steps(db: Database, sequence_id: int) -> dict[int, _Step]:
+    rows = db.execute(
+        "SELECT id, position, variant_b_json, removed FROM steps "
+        "WHERE sequence_id = ? AND step_type = 'email'", [sequence_id]).fetchall()
+    return {r[0]: _Step(None if r[3] else r[1], bool(r[2])) for r in rows}
+
+
+def _detail(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _counts_by_step(db: Database, sequence_id: int,
+                    steps: dict[int, _Step]) -> dict[tuple[int, str], dict[str, int]]:
+    def key(step_id: int | None, variant: str | None) -> tuple[int, str] | None:
+        step = steps.get(step_id) if step_id is not None else None
+        if step is None:
+            return None
+        return step_id, ((variant or "A").upper() if step.has_b else "A")
+
+    messages: dict[tuple[int, str], dict[str, set[int]]] = defaultdict(
+        lambda: {"sent": set(), "opens": set(), "clicks": set()})
+    for step_id, variant, outbox_id in db.execute(
+            "SELECT step_id, variant, outbox_id FROM events "
+            "WHERE sequence_id = ? AND kind = 'sent'", [sequence_id]):
+        k = key(step_id, variant)
+        if k is not None:
+            messages[k]["sent"].add(outbox_id)
+    for kind, counter in (("open", "opens"), ("click", "clicks")):
+        for step_id, variant, outbox_id, at, detail, sent_at in db.execute(
+                "SELECT e.step_id, e.variant, e.outbox_id, e.at, e.detail_json, o.sent_at "
+                "FROM events e LEFT JOIN outbox o ON o.id = e.outbox_id "
+                "WHERE e.sequence_id = ? AND e.kind = ?", [sequence_id, kind]):
+            k = key(step_id, variant)
+            if k is None or _detail(detail).get("scanner"):
+                continue
+            if is_early(from_iso(sent_at), from_iso(at)):
+                continue
+            messages[k][counter].add(outbox_id)
+
+    counts: dict[tuple[int, str], dict[str, int]] = defaultdict(
+        lambda: dict.fromkeys(COUNTERS, 0))
+    for k, sets in messages.items():
+        for counter, ids in sets.items():
+            counts[k][counter] = len(ids)
+    # the first event of each outcome kind per enrollment
+    kinds = ", ".join(f"'{kind}'" for kind in OUTCOMES)
+    for kind, step_id, variant in db.execute(
+            "SELECT e.kind, e.step_id, e.variant FROM events e JOIN ("
+            f" SELECT MIN(id) AS id FROM events WHERE sequence_id = ? AND kind IN ({kinds})"
+            " AND enrollment_id IS NOT NULL GROUP BY enrollment_id, kind) f ON f.id = e.id",
+            [sequence_id]):
+        k = key(step_id, variant)
+        if k is not None:
+            counts[k][OUTCOMES[kind]] += 1
+    return counts
+
+
+def _step_rows(steps: dict[int, _Step],
+               counts: dict[tuple[int, str], dict[str, int]]) -> list[dict[str, Any]]:
+    def order(step_id: int) -> tuple[bool, int, int]:
+        position = steps[step_id].position
+        return position is None, position or 0, step_id
+
+    rows: list[dict[str, Any]] = []
+    for step_id in sorted(steps, key=order):
+        variants = {v for (s, v) in counts if s == step_id}
+        if steps[step_id].has_b:
+            variants |= {"A", "B"}
+        for variant in sorted(variants):
+            numbers = counts.get((step_id, variant)) or dict.fromkeys(COUNTERS, 0)
+            rows.append({"step": steps[step_id].position, "variant": variant,
+                         **with_rates(numbers)})
+    return rows
+
+
+def sequence_stats(db: Database, name: str) -> dict[str, Any]:
+    """The `seqctl stats --json` document (SPEC 16), plus `ab_tests`: each step with two
+    variants, compared on reply rate."""
+    sequence_id = find_sequence(db, name)
+    steps = _email_steps(db, sequence_id)
+    rows = _step_rows(steps, _counts_by_step(db, sequence_id, steps))
+    totals = {counter: sum(row[counter] for row in rows) for counter in COUNTERS}
+    enrolled = db.execute("SELECT COUNT(*) FROM enrollments WHERE sequence_id = ?",
+                          [sequence_id]).fetchone()[0]
+    auto_replies = db.execute(
+        "SELECT COUNT(DISTINCT enrollment_id) FROM events WHERE sequence_id = ? "
+        "AND kind = 'auto_reply'", [sequence_id]).fetchone()[0]
+    ab_tests = []
+    by_step: dict[Any, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for row in rows:
+        by_step[row["step"]][row["variant"]] = row
+    for step, arms in by_step.items():
+        if set(arms) != {"A", "B"}:
+            continue
+        a, b = arms["A"], arms["B"]
+        verdict = compare_reply_rates("A", a["replies"], a["sent"], "B", b["replies"], b["sent"])
+        ab_tests.append({"step": step, "metric": "reply_rate", "p_value": verdict.p_value,
+                         "significant": verdict.significant, "verdict": verdict.text})
+    return {
+        "sequence": name,
+        "totals": {**with_rates(totals), "enrolled": enrolled, "auto_replies": auto_replies},
+        "steps": rows,
+        "ab_tests": ab_tests,
+    }
+
+
+def compare(db: Database, name_a: str, name_b: str) -> dict[str, Any]:
+    """The `seqctl compare --json` document: both sequences ranked by reply rate, and whether
+    the difference is significant."""
+    ranking = []
+    for name in (name_a, name_b):
+        totals = sequence_stats(db, name)["totals"]
+        ranking.append({"sequence": name, "sent": totals["sent"], "replies": totals["replies"],
+                        "reply_rate": totals["reply_rate"]})
+    ranking.sort(key=lambda r: (-r["reply_rate"], -r["sent"]))
+    first, second = ranking
+    verdict = compare_reply_rates(first["sequence"], first["replies"], first["sent"],
+                                  second["sequence"], second["replies"], second["sent"])
+    return {"ranking": ranking, "p_value": verdict.p_value, "significant": verdict.significant,
+            "enough_data": verdict.enough_data, "verdict": verdict.text}
+
+
+# --- CSV exports ---------------------------------------------------------------------------
+
+EVENT_COLUMNS = ["id", "at", "kind", "sequence", "step", "variant", "email", "enrollment_id",
+                 "outbox_id", "message_id", "detail"]
+ENROLLMENT_COLUMNS = ["id", "sequence", "email", "first_name", "last_name", "company_name",
+                      "status", "exit_reason", "variant", "step", "enrolled_at", "next_run_at",
+                      "exited_at", "inbox", "failure_message"]
+
+
+def export_events(db: Database, sequence: str | None = None) -> Iterator[list[Any]]:
+    """Every event (of one sequence), oldest first, as rows of EVENT_COLUMNS."""
+    sql = ("SELECT e.id, e.at, e.kind, s.name, st.position, e.variant, c.email, "
+           "e.enrollment_id, e.outbox_id, o.message_id, e.detail_json FROM events e "
+           "LEFT JOIN sequences s ON s.id = e.sequence_id LEFT JOIN steps st ON st.id = e.step_id "
+           "LEFT JOIN contacts c ON c.id = e.contact_id LEFT JOIN outbox o ON o.id = e.outbox_id")
+    params: list[Any] = []
+    if sequence is not None:
+        sql += " WHERE e.sequence_id = ?"
+        params.append(find_sequence(db, sequence))
+    for row in db.execute(sql + " ORDER BY e.at, e.id", params):
+        yield list(row)
+
+
+def export_enrollments(db: Database, sequence: str | None = None) -> Iterator[list[Any]]:
+    """Every enrollment (of one sequence) as rows of ENROLLMENT_COLUMNS."""
+    sql = ("SELECT e.id, s.name, c.email, c.first_name, c.last_name, c.company_name, e.status, "
+           "e.exit_reason, e.variant, st.position, e.enrolled_at, e.next_run_at, e.exited_at, "
+           "i.address, e.failure_message FROM enrollments e "
+           "JOIN sequences s ON s.id = e.sequence_id JOIN contacts c ON c.id = e.contact_id "
+           "LEFT JOIN steps st ON st.id = e.step_id AND e.status != 'exited' "
+           "LEFT JOIN inboxes i ON i.id = e.inbox_id")
+    params: list[Any] = []
+    if sequence is not None:
+        sql += " WHERE e.sequence_id = ?"
+        params.append(find_sequence(db, sequence))
+    for row in db.execute(sql + " ORDER BY e.id", params):
+        yield list(row)
+
+
+# --- the terminal view ---------------------------------------------------------------------
+
+
+def bar(fraction: float, width: int = 10) -> str:
+    """`█████░░░░░ 50.0%`: a rate readable at a glance."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    filled = round(fraction * width)
+    return "█" * filled + "░" * (width - filled) + f" {fraction * 100:5.1f}%"
+
+
+def _count(number: int, word: str, plural: str | None = None) -> str:
+    return f"{number} {word if number == 1 else (plural or word + 's')}"
+
+
+def render_stats(db: Database, name: str, console: Any = None) -> None:
+    """Print the stats of a sequence: a totals line, then per email step a table with the
+    variants side by side (counts, and bars for the rates), and under it the A/B verdict."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(highlight=False, soft_wrap=True)
+    stats = sequence_stats(db, name)
+    totals = stats["totals"]
+    console.print(
+        f"[bold]{name}[/bold]: {totals['enrolled']} enrolled, "
+        f"{_count(totals['sent'], 'email')} sent, "
+        f"{_count(totals['replies'], 'reply', 'replies')} ({_percent(totals['reply_rate'])}), "
+        f"{_count(totals['meetings'], 'meeting')}, {totals['unsubscribes']} unsubscribed, "
+        f"{totals['bounces']} bounced, "
+        f"{_count(totals['auto_replies'], 'auto-reply', 'auto-replies')} (not counted)")
+    tracked = db.execute("SELECT track_opens, track_clicks FROM sequences WHERE name = ?",
+                         [name]).fetchone()
+    if not stats["steps"]:
+        console.print("no emails sent yet")
+        return
+    tests = {test["step"]: test for test in stats["ab_tests"]}
+    steps: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for row in stats["steps"]:
+        steps[row["step"]].append(row)
+    metrics = [("sent", "sent", None), ("opened", "opens", "open_rate"),
+               ("clicked", "clicks", "click_rate"), ("replied", "replies", "reply_rate"),
+               ("unsubscribed", "unsubscribes", None), ("bounced", "bounces", None),
+               ("meetings", "meetings", None)]
+    for step, rows in steps.items():
+        console.print()
+        title = f"Step {step} · email" if step is not None else "Removed step · email"
+        table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+        table.add_column("", no_wrap=True)
+        for row in rows:
+            table.add_column(f"variant {row['variant']}", no_wrap=True)
+        for label, counter, rate_key in metrics:
+            off = (counter == "opens" and not tracked[0]) or (
+                counter == "clicks" and not tracked[1])
+            cells = ["    -  not tracked" if off and not row[counter] else
+                     f"{row[counter]:>5}" + (f"  {bar(row[rate_key])}" if rate_key else "")
+                     for row in rows]
+            table.add_row(label, *cells)
+        console.print(table)
+        if step in tests:
+            console.print(f"A vs B reply rate: {tests[step]['verdict']}", markup=False)

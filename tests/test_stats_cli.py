@@ -1,0 +1,137 @@
+"""`seqctl stats`, `seqctl compare` and `seqctl export` as a user runs them."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+
+from seqctl.engine import analytics, outcomes
+from tests.helpers import apply_yaml, enroll_all, setup_account, tick
+from tests.test_analytics import CONTACTS, T0, setup_tracked
+
+STEP_KEYS = {"step", "variant", "sent", "opens", "clicks", "replies", "unsubscribes", "bounces",
+             "meetings", "open_rate", "click_rate", "reply_rate"}
+
+SIMPLE = """
+    name: {name}
+    timezone: UTC
+    steps:
+      - step_type: email
+        subject: "Hi {{{{first_name}}}}"
+        body: "Short note."
+      - step_type: email
+        delay_calendar_days: 3
+        body: "Following up."
+"""
+
+
+@pytest.fixture
+def two_sequences(home):
+    """alpha and beta, 40 emails sent each; 15 replies to alpha, 2 to beta."""
+    db, _ = setup_account(home)
+    for name in ("alpha", "beta"):
+        apply_yaml(db, SIMPLE.format(name=name), T0)
+        enroll_all(db, name, [f"{name}{n}@c{n}.test" for n in range(40)], T0)
+    tick(db, T0)
+    for name, replies in (("alpha", 15), ("beta", 2)):
+        for n in range(replies):
+            contact = db.execute("SELECT id FROM contacts WHERE email = ?",
+                                 [f"{name}{n}@c{n}.test"]).fetchone()[0]
+            outcomes.on_reply(db, contact, T0 + timedelta(hours=1))
+    return db
+
+
+def test_stats_json_has_the_spec_shape(home, run):
+    setup_tracked(home, contacts=CONTACTS[:4])
+    result = run("stats", "numbers", "--json")
+    assert result.code == 0, result.err
+    stats = result.json
+    assert stats["sequence"] == "numbers"
+    assert set(stats["totals"]) >= STEP_KEYS - {"step", "variant"}
+    assert stats["totals"]["sent"] == 4
+    assert [(r["step"], r["variant"]) for r in stats["steps"]] == [(1, "A"), (1, "B")]
+    assert all(set(row) == STEP_KEYS for row in stats["steps"])
+    assert sum(r["sent"] for r in stats["steps"]) == 4
+
+
+def test_stats_of_an_unknown_sequence_is_one_line_and_exit_1(home, run):
+    code, out, err = run("stats", "nope", "--json")
+    assert code == 1 and out == ""
+    assert err.strip().splitlines() == ["error: no sequence named 'nope': see `seqctl sequence list`"]
+    code, _, err = run("compare", "nope", "other")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+
+
+def test_stats_terminal_view_has_a_table_per_step_with_bars_and_the_ab_verdict(home, run):
+    setup_tracked(home, contacts=CONTACTS[:4])
+    code, out, err = run("stats", "numbers")
+    assert code == 0, err
+    assert "Step 1" in out
+    assert "░" in out and "%" in out
+    assert "A vs B reply rate: not enough data yet" in out
+
+
+def test_compare_ranks_by_reply_rate_with_a_significance_test(two_sequences, run):
+    result = run("compare", "beta", "alpha", "--json")
+    assert result.code == 0, result.err
+    doc = result.json
+    assert doc["ranking"] == [
+        {"sequence": "alpha", "sent": 40, "replies": 15, "reply_rate": 0.375},
+        {"sequence": "beta", "sent": 40, "replies": 2, "reply_rate": 0.05},
+    ]
+    expected = analytics.two_proportion_z_test(15, 40, 2, 40).p_value
+    assert doc["p_value"] == pytest.approx(expected)
+    assert doc["p_value"] < 0.001
+    assert doc["significant"] is True
+    assert doc["verdict"].startswith("alpha has the higher reply rate")
+    code, out, _ = run("compare", "alpha", "beta")
+    assert code == 0 and "alpha has the higher reply rate" in out
+
+
+def test_compare_below_thirty_sent_says_not_enough_data_yet(home, run):
+    db, _ = setup_account(home)
+    for name, count in (("small", 10), ("big", 35)):
+        apply_yaml(db, SIMPLE.format(name=name), T0)
+        enroll_all(db, name, [f"{name}{n}@c{n}.test" for n in range(count)], T0)
+    tick(db, T0)
+    doc = run("compare", "small", "big", "--json").json
+    assert doc["significant"] is False
+    assert doc["verdict"].startswith("not enough data yet")
+    assert {r["sequence"]: r["sent"] for r in doc["ranking"]} == {"small": 10, "big": 35}
+
+
+def test_export_events_csv_has_a_header_and_one_row_per_event(two_sequences, run):
+    db = two_sequences
+    code, out, err = run("export", "events", "--csv")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == analytics.EVENT_COLUMNS
+    assert len(rows) == db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    alpha = list(csv.DictReader(io.StringIO(run("export", "events", "--csv", "--sequence",
+                                                "alpha").out)))
+    assert {r["sequence"] for r in alpha} == {"alpha"}
+    assert sum(r["kind"] == "reply" for r in alpha) == 15
+    assert sum(r["kind"] == "sent" for r in alpha) == 40
+
+
+def test_export_enrollments_csv_to_a_file(two_sequences, run, tmp_path):
+    target = tmp_path / "enrollments.csv"
+    code, out, err = run("export", "enrollments", "--csv", "--sequence", "beta",
+                         "--output", target)
+    assert code == 0, err
+    assert out == ""
+    with target.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 40 and set(rows[0]) == set(analytics.ENROLLMENT_COLUMNS)
+    statuses = sorted(r["status"] for r in rows)
+    assert statuses.count("exited") == 2 and statuses.count("active") == 38
+    assert {r["exit_reason"] for r in rows if r["status"] == "exited"} == {"reply_received"}
+
+
+def test_export_of_an_unknown_sequence_is_an_error_before_any_output(home, run):
+    code, out, err = run("export", "events", "--csv", "--sequence", "nope")
+    assert code == 1 and out == ""
+    assert "no sequence named 'nope'" in err
