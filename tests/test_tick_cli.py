@@ -158,7 +158,7 @@ def test_bad_arguments_are_usage_errors_with_exit_2(run, home):
 
 def test_bad_values_are_one_line_errors_with_exit_1(run, home):
     for args in (["tick", "--now", "yesterday-ish"], ["enroll", "nope", "a@x.test"],
-                 ["tasks", "done", "999"], ["settings", "set", "sequence_hourly_send_cap", "-4"],
+                 ["tasks", "done", "999"], ["settings", "set", "sequence_hourly_send_cap", "0"],
                  ["settings", "get", "nope"], ["schedule", "nope", "--contact", "a@x.test"]):
         result = run(*args)
         assert result.code == 1, (args, result)

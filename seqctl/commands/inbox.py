@@ -17,10 +17,18 @@ app = group("The mailboxes seqctl sends from and watches for replies.")
 add_app = typer.Typer(help="Add an inbox: maildir (local, no account) or smtp.",
                       no_args_is_help=True)
 app.add_typer(add_app, name="add")
+connect_app = typer.Typer(help="Connect a Gmail or Outlook mailbox through its own sign-in.",
+                          no_args_is_help=True)
+app.add_typer(connect_app, name="connect")
+import_app = typer.Typer(help="Store an authorization made elsewhere (headless hosts).",
+                         no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 DailyCap = Annotated[int | None, typer.Option("--daily-cap", min=1,
                                                help="Most emails in any 24 hours.")]
 DefaultOpt = Annotated[bool, typer.Option("--default", help="Make it its owner's default inbox.")]
+CalendarOpt = Annotated[bool, typer.Option(
+    "--calendar", help="Also read the calendar, so a booked meeting ends the contact's sequences.")]
 
 
 def _done(row: dict, json_out: bool) -> None:
@@ -147,3 +155,235 @@ def remove(address: str) -> None:
         database.execute("UPDATE inboxes SET address = ?, status = 'removed', is_default = 0 "
                          "WHERE id = ?", [f"removed-{row['id']}:{row['address']}", row["id"]])
     output.info(f"inbox {address} removed")
+
+
+# -- connecting ---------------------------------------------------------------------------------
+
+
+def _store_connected(kind: str, address: str, inbox_config: dict, daily_cap: int | None,
+                     make_default: bool, json_out: bool) -> None:
+    """Save the (re)connected inbox and say what to do next. A fresh grant clears
+    `needs_reauth`; a bounce pause is about the list, not the grant, so it stays."""
+    database = db()
+    before = database.execute("SELECT status, status_message FROM inboxes WHERE address = ?",
+                              [address.strip().lower()]).fetchone()
+    row = accounts.add_inbox(database, kind, address, inbox_config, daily_cap=daily_cap,
+                             make_default=make_default)
+    if before is not None and before[0] == "paused_bounces":
+        with transaction(database):
+            database.execute("UPDATE inboxes SET status = ?, status_message = ? WHERE id = ?",
+                             [before[0], before[1], row["id"]])
+        row = accounts.inbox(database, row["address"])
+    _done(row, json_out)
+    _next_steps(row)
+
+
+def _next_steps(row: dict) -> None:
+    from seqctl.engine.enroll import failed_enrollment_ids
+
+    address = row["address"]
+    failed = failed_enrollment_ids(db(), address)
+    if failed:
+        output.info(f"{len(failed)} enrollments failed on this inbox; send them again with:\n"
+                    f"    seqctl resume --failed --inbox {address}")
+    if row["status"] == "paused_bounces":
+        output.info(f"it is still paused for bounces ({row['status_message']}); "
+                    f"`seqctl inbox resume {address}` when the list is clean")
+    output.info(f"next: `seqctl inbox test {address} --to YOU@EXAMPLE.COM` sends a test message;"
+                f" then `seqctl enroll SEQUENCE --inbox {address} ...`")
+
+
+@connect_app.command("gmail")
+def connect_gmail(
+    client_secrets: Annotated[Path, typer.Option(
+        "--client-secrets", help="OAuth client JSON (type Desktop app) from Google Cloud Console.")],
+    no_browser: Annotated[bool, typer.Option(
+        "--no-browser", help="Print the URL instead of opening a browser (SSH, servers).")] = False,
+    calendar: CalendarOpt = False,
+    port: Annotated[int, typer.Option(
+        "--port", help="Local port Google redirects the browser to (0: any free port).")] = 0,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Seconds to wait for the browser to come back.")] = 600,
+    daily_cap: DailyCap = None,
+    make_default: DefaultOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Connect a Gmail / Google Workspace mailbox: Google's sign-in runs in the browser and
+    redirects back to a local port; the grant is stored in $SEQCTL_HOME/tokens (0600)."""
+    from seqctl import config
+    from seqctl.providers import gmail
+
+    address, path = gmail.connect_gmail(
+        client_secrets.expanduser(), config.home(), open_browser=not no_browser,
+        calendar=calendar, port=port, printer=output.info, timeout_seconds=timeout,
+    )
+    output.info(f"authorized {address}; token saved to {path}")
+    _store_connected("gmail", address, {"calendar": calendar}, daily_cap, make_default, json_out)
+
+
+@connect_app.command("outlook")
+def connect_outlook(
+    client_id: Annotated[str, typer.Option(
+        "--client-id", help="Application (client) ID of your Entra app registration.")],
+    tenant: Annotated[str, typer.Option(
+        "--tenant", help="Directory (tenant) ID or domain; common for any account.")] = "common",
+    calendar: CalendarOpt = False,
+    daily_cap: DailyCap = None,
+    make_default: DefaultOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Connect an Outlook / Microsoft 365 mailbox with a device code: open the printed URL on
+    any device and enter the code. The MSAL token cache is stored in $SEQCTL_HOME/tokens."""
+    from seqctl import config
+    from seqctl.providers import outlook
+
+    address, path = outlook.connect_outlook(client_id, tenant, config.home(),
+                                            printer=output.info, calendar=calendar)
+    output.info(f"authorized {address}; token cache saved to {path}")
+    _store_connected("outlook", address,
+                     {"client_id": client_id, "tenant": tenant, "calendar": calendar},
+                     daily_cap, make_default, json_out)
+
+
+@import_app.command("gmail")
+def import_gmail(
+    address: str,
+    credentials: Annotated[Path, typer.Option(
+        "--credentials", help="Authorized-user JSON (client_id, client_secret, refresh_token).")],
+    calendar: CalendarOpt = False,
+    daily_cap: DailyCap = None,
+    make_default: DefaultOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Use a Gmail authorization made on another machine (e.g. `inbox connect gmail` on a
+    laptop, then copy its token file): for servers without a browser."""
+    import json
+
+    from seqctl import config
+    from seqctl.providers import gmail
+
+    address = accounts.normalise_email(address, what="inbox address")
+    path = gmail.import_gmail_credentials(address, credentials.expanduser(), config.home())
+    scopes = json.loads(path.read_text()).get("scopes") or []
+    if calendar and gmail.CALENDAR_READONLY not in scopes:
+        output.warn(f"these credentials do not grant {gmail.CALENDAR_READONLY}: "
+                    "bookings will not be detected")
+    output.info(f"stored the Gmail authorization of {address} in {path}")
+    _store_connected("gmail", address, {"calendar": calendar}, daily_cap, make_default, json_out)
+
+
+# -- resume, test -------------------------------------------------------------------------------
+
+
+@app.command("resume")
+def resume(address: str, json_out: JsonOpt = False) -> None:
+    """Let a paused inbox send again. A bounce pause (`paused_bounces`) ends at once; an inbox
+    that `needs_reauth` is first checked with its provider, and stays paused (with the command
+    to reconnect) unless its authorization works again. Failed enrollments are resumed
+    separately: `seqctl resume --failed --inbox ADDRESS`."""
+    from seqctl.engine import dispatch
+    from seqctl.providers.base import AuthRevokedError, ProviderError
+
+    database = db()
+    row = accounts.inbox(database, address)
+    if row["status"] == "needs_reauth":
+        try:
+            dispatch.default_factory(row).fetch_new(None)
+        except AuthRevokedError as exc:
+            raise SeqctlError(f"{row['address']} is still not authorized ({exc}); reconnect it "
+                              f"with {accounts.reconnect_command(row)}") from None
+        except ProviderError as exc:
+            raise SeqctlError(f"could not check {row['address']}: {exc}; try again") from None
+    if row["status"] in ("needs_reauth", "paused_bounces"):
+        with transaction(database):
+            database.execute(
+                "UPDATE inboxes SET status = 'active', status_message = NULL WHERE id = ?",
+                [row["id"]])
+        output.info(f"inbox {row['address']} is active again (was {row['status']})")
+    else:
+        output.info(f"inbox {row['address']} is {row['status']}; nothing to resume")
+    row = accounts.inbox(database, address)
+    if json_out:
+        output.emit_json(_public(row))
+    _next_steps(row)
+
+
+@app.command("test")
+def test_inbox(
+    address: str,
+    to: Annotated[str, typer.Option("--to", help="Where to send the test message.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Send one test message from ADDRESS to EMAIL now, through the same outbox and provider
+    path as sequence emails, and print what the provider answered."""
+    import secrets
+
+    from seqctl import clock
+    from seqctl.clock import iso
+    from seqctl.engine import dispatch
+    from seqctl.engine.message import OutgoingEmail, build_message
+    from seqctl.engine.tick import TickLock
+
+    database = db()
+    row = accounts.inbox(database, address)
+    if row["status"] != "active":
+        hint = row["status_message"] or f"see `seqctl inbox resume {row['address']}`"
+        raise SeqctlError(f"inbox {row['address']} is {row['status']}: {hint}")
+    recipient = accounts.normalise_email(to, what="--to")
+    owner = accounts.user(database, row["owner_email"])
+    now = clock.now()
+    domain = row["address"].rsplit("@", 1)[-1]
+    message_id = f"<sq.test.{secrets.token_hex(8)}@{domain}>"
+    subject = f"seqctl test from {row['address']}"
+    try:
+        built = build_message(OutgoingEmail(
+            from_address=row["address"],
+            from_name=" ".join(x for x in (owner["first_name"], owner["last_name"]) if x),
+            to_address=recipient, to_name="", subject=subject,
+            text=(f"This is a test message from seqctl.\n\nIf it reached you, the inbox "
+                  f"{row['address']} ({row['kind']}) can send.\n"),
+            cc=[], bcc=[], message_id=message_id, date=now,
+        ))
+    except ValueError as exc:
+        raise SeqctlError(f"cannot build the test message: {exc}") from None
+    with transaction(database):
+        outbox_id = database.execute(
+            "INSERT INTO outbox (enrollment_id, inbox_id, to_email, status, scheduled_at, "
+            "next_attempt_at, message_id, subject, raw, created_at) "
+            "VALUES (NULL, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+            [row["id"], recipient, iso(now), iso(now), message_id, subject, built.raw, iso(now)],
+        ).lastrowid
+    lock = TickLock()
+    if not lock.acquire():
+        output.info(f"a tick is running; it sends the test message (outbox {outbox_id})")
+        if json_out:
+            output.emit_json({"outbox_id": outbox_id, "status": "queued",
+                              "message_id": message_id})
+        return
+    try:
+        result = dispatch.send_now(database, row, outbox_id)
+    finally:
+        lock.release()
+    document = {
+        "outbox_id": outbox_id, "status": result["status"], "to": recipient,
+        "from": row["address"], "message_id": message_id,
+        "provider_message_id": result["provider_message_id"], "thread_id": result["thread_id"],
+        "error": result["error"],
+    }
+    if json_out:
+        output.emit_json(document)
+    if result["status"] == "sent":
+        if not json_out:
+            output.line(f"sent a test message from {row['address']} to {recipient} "
+                        f"(Message-ID {message_id}, provider id "
+                        f"{result['provider_message_id'] or '-'})")
+        return
+    if result["status"] == "queued":
+        message = (f"not sent yet: {result['error']}; the next tick retries "
+                   f"(outbox {outbox_id})")
+    else:
+        message = f"the test message was not sent ({result['status']}): {result['error']}"
+    if json_out:
+        output.info(message)
+        raise typer.Exit(1)
+    raise SeqctlError(message)

@@ -113,8 +113,10 @@ def add_inbox(
         existing = db.execute("SELECT id FROM inboxes WHERE address = ?", [address]).fetchone()
         if existing:
             db.execute(
-                "UPDATE inboxes SET kind = ?, config_json = ?, status = 'active', "
-                "status_message = NULL WHERE id = ?",
+                "UPDATE inboxes SET kind = ?, config_json = ?, "
+                "status_message = CASE WHEN status = 'paused_bounces' THEN status_message END, "
+                "status = CASE WHEN status = 'paused_bounces' THEN status ELSE 'active' END "
+                "WHERE id = ?",
                 [kind, json.dumps(inbox_config), existing[0]],
             )
             inbox_id = existing[0]
@@ -205,3 +207,29 @@ def default_inbox_for(db: Database, owner_email: str | None) -> int | None:
         "WHERE u.is_default = 1 AND i.is_default = 1"
     ).fetchone()
     return row[0] if row else None
+
+
+def reconnect_command(inbox: dict[str, Any]) -> str:
+    """The command that gives an inbox a fresh grant."""
+    kind, address, inbox_config = inbox["kind"], inbox["address"], inbox.get("config") or {}
+    if kind == "gmail":
+        return (f"`seqctl inbox connect gmail --client-secrets FILE` (or `seqctl inbox import "
+                f"gmail {address} --credentials FILE`)")
+    if kind == "outlook":
+        tenant = inbox_config.get("tenant") or "common"
+        client_id = inbox_config.get("client_id") or "ID"
+        return (f"`seqctl inbox connect outlook --client-id {client_id}"
+                + ("" if tenant == "common" else f" --tenant {tenant}") + "`")
+    if kind == "smtp":
+        return f"`seqctl inbox add smtp {address} ...` (check the password or token)"
+    return f"`seqctl inbox add {kind} {address} ...`"
+
+
+def inbox_failure_message(inbox: dict[str, Any] | None) -> str:
+    """The plain-English failure message of an enrollment whose inbox cannot send."""
+    if inbox is None or inbox["status"] == "removed":
+        return ("its inbox is gone: add one with `seqctl inbox add` or `seqctl inbox connect`, "
+                "then `seqctl resume --failed --inbox ADDRESS`")
+    return (f"inbox {inbox['address']} needs reconnecting (authorization revoked or expired): "
+            f"run {reconnect_command(inbox)}, then "
+            f"`seqctl resume --failed --inbox {inbox['address']}`")

@@ -12,6 +12,7 @@ so a slow or throttled inbox never holds up the others.
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
@@ -28,7 +29,7 @@ from seqctl.clock import from_iso, iso
 from seqctl.db import transaction
 from seqctl.engine import accounts, compose, events, plan
 from seqctl.engine.schedule import into_window
-from seqctl.engine.tick import TickCounts, advance, fail_enrollment, inbox_problem
+from seqctl.engine.tick import TickCounts, advance, fail_enrollment
 from seqctl.errors import SeqctlError
 from seqctl.providers.base import (
     AuthRevokedError,
@@ -43,9 +44,20 @@ from seqctl.providers.registry import open_provider
 ProviderFactory = Callable[[dict[str, Any]], Provider]
 
 # Retries inside one tick wait at most this long in all for one message; longer waits are left
-# to a later tick through next_attempt_at.
+# to a later tick through next_attempt_at. SEQCTL_RETRY_BUDGET (seconds) overrides it.
 IN_TICK_RETRY_BUDGET = 8.0
 MAX_ATTEMPTS = 8
+
+
+def retry_budget() -> float:
+    """Seconds one message may spend waiting on retries inside a tick."""
+    value = os.environ.get("SEQCTL_RETRY_BUDGET")
+    if not value:
+        return IN_TICK_RETRY_BUDGET
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        raise SeqctlError(f"SEQCTL_RETRY_BUDGET must be a number of seconds, not '{value}'") from None
 
 
 def default_factory(inbox: dict[str, Any]) -> Provider:
@@ -109,7 +121,8 @@ def run_dispatch(
         if hourly_left <= 0:
             later = hour_start + timedelta(hours=1)
         elif daily_left[inbox_id] <= 0:
-            later = _daily_cap_frees_at(db, inbox_id, now, inbox["effective_daily_cap"])
+            later = _daily_cap_frees_at(db, inbox_id, now, inbox["effective_daily_cap"],
+                                        planned=len(batches.get(inbox_id, ())))
         else:
             hourly_left -= 1
             daily_left[inbox_id] -= 1
@@ -152,13 +165,41 @@ def run_dispatch(
             counts.skipped_suppressed += result.skipped_suppressed
 
 
-def _daily_cap_frees_at(db: Database, inbox_id: int, now: datetime, cap: int) -> datetime:
+def send_now(
+    db: Database,
+    inbox: dict[str, Any],
+    outbox_id: int,
+    factory: ProviderFactory = default_factory,
+) -> dict[str, Any]:
+    """Send one queued row at once, outside a tick's caps (`inbox test`); the caller holds the
+    tick lock. Returns the row as it ends up: sent, queued (a retry is due), failed, unknown."""
+    counts = TickCounts()
+    try:
+        provider = factory(inbox)
+    except AuthRevokedError as exc:
+        _revoke(db, inbox, str(exc), counts)
+    except (ProviderError, SeqctlError) as exc:
+        with transaction(db):
+            db.execute("UPDATE outbox SET status = 'failed', error = ? WHERE id = ?",
+                       [f"cannot open the inbox: {exc}", outbox_id])
+    else:
+        _send_one(db, inbox, provider, outbox_id, plan.Plans(db), counts)
+    row = _load(db, outbox_id)
+    assert row is not None
+    return row
+
+
+def _daily_cap_frees_at(
+    db: Database, inbox_id: int, now: datetime, cap: int, *, planned: int = 0
+) -> datetime:
     """With a rolling 24 h cap, the next send is allowed when the oldest send counted against
-    the cap is 24 h old."""
+    the cap is 24 h old. `planned` sends of this tick count as made now."""
+    if planned >= cap:
+        return now + timedelta(hours=24, seconds=1)
     rows = db.execute(
         "SELECT sent_at FROM outbox WHERE inbox_id = ? AND status = 'sent' AND sent_at > ? "
         "ORDER BY sent_at DESC LIMIT 1 OFFSET ?",
-        [inbox_id, iso(now - timedelta(hours=24)), max(0, cap - 1)],
+        [inbox_id, iso(now - timedelta(hours=24)), max(0, cap - 1 - planned)],
     ).fetchone()
     if rows is None:
         return now + timedelta(minutes=1)
@@ -196,10 +237,31 @@ def _send_batch(
         _log(f"inbox {inbox['address']}: cannot open: {exc}")
         return
     plans = plan.Plans(db)
-    for outbox_id in ids:
+    for index, outbox_id in enumerate(ids):
         outcome = _send_one(db, inbox, provider, outbox_id, plans, counts)
         if outcome == "revoked":
             return
+        if outcome == "retry":
+            _defer_rest(db, outbox_id, ids[index + 1 :], counts)
+            return
+
+
+def _defer_rest(db: Database, deferred_id: int, rest: list[int], counts: TickCounts) -> None:
+    """A throttled or failing inbox: the rest of its batch waits as long as the row just
+    deferred, instead of hammering the server (other inboxes are unaffected)."""
+    if not rest:
+        return
+    (next_at,) = db.execute(
+        "SELECT next_attempt_at FROM outbox WHERE id = ?", [deferred_id]
+    ).fetchone()
+    marks = ",".join("?" * len(rest))
+    with transaction(db):
+        moved = db.execute(
+            f"UPDATE outbox SET next_attempt_at = MAX(next_attempt_at, ?) "
+            f"WHERE id IN ({marks}) AND status = 'queued'",
+            [next_at, *rest],
+        ).rowcount
+    counts.deferred += moved
 
 
 def _send_one(
@@ -249,12 +311,13 @@ def _send_one(
         return "gone"
     attempts = row["attempts"] + 1
     waited = 0.0
+    budget = retry_budget()
     while True:
         try:
             result = provider.send(raw, message_id=row["message_id"], thread_id=thread_id, bcc=bcc)
         except TransientError as exc:
             delay = backoff(attempts, exc.retry_after)
-            if waited + delay <= IN_TICK_RETRY_BUDGET and attempts < MAX_ATTEMPTS:
+            if waited + delay <= budget and attempts < MAX_ATTEMPTS:
                 time.sleep(delay)
                 waited += delay
                 attempts += 1
@@ -302,6 +365,9 @@ def _send_one(
             counts.failed += 1
             return "failed"
         break
+    if attempts != row["attempts"] + 1:
+        with transaction(db):
+            db.execute("UPDATE outbox SET attempts = ? WHERE id = ?", [attempts, outbox_id])
     mark_sent(db, row, result, clock.now(), the_plan, step, counts)
     return "sent"
 
@@ -383,7 +449,7 @@ def _revoke(db: Database, inbox: dict[str, Any], reason: str, counts: TickCounts
     """The grant is gone: the inbox needs reconnecting and its due enrollments fail with a
     message that says how."""
     now = clock.now()
-    message = inbox_problem(inbox["address"], "needs_reauth", inbox["kind"])
+    message = accounts.inbox_failure_message(inbox)
     with transaction(db):
         db.execute(
             "UPDATE inboxes SET status = 'needs_reauth', status_message = ? WHERE id = ?",

@@ -13,7 +13,7 @@ from sqlite_utils import Database
 from seqctl import config
 from seqctl.clock import iso
 from seqctl.db import transaction
-from seqctl.engine import compose, enroll, events, exits, plan
+from seqctl.engine import accounts, compose, enroll, events, exits, plan
 
 BATCH = 2000
 
@@ -163,7 +163,7 @@ def _fire(db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: Ti
     if kind == "email":
         if inbox_id is None or inbox_status not in ("active", "paused_bounces"):
             fail_enrollment(
-                db, enrollment_id, inbox_problem(inbox_address, inbox_status, inbox_kind), now
+                db, enrollment_id, accounts.inbox_failure_message(accounts.inbox_by_id(db, inbox_id) if inbox_id else None), now
             )
             counts.failed += 1
             return
@@ -251,16 +251,3 @@ def _fire(db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: Ti
         )
         counts.tasks_created += cursor.rowcount
     advance(db, enrollment_id, the_plan, step, now, tz, counts)
-
-
-def inbox_problem(address: str | None, status: str | None, kind: str | None) -> str:
-    """The plain-English failure message for an enrollment whose inbox cannot send."""
-    if address is None or status in (None, "removed"):
-        return (
-            "its inbox is gone: add one with `seqctl inbox add` or `seqctl inbox connect`, "
-            "then `seqctl resume --failed --inbox ADDRESS`"
-        )
-    return (
-        f"inbox {address} needs reconnecting (authorization revoked or expired): run "
-        f"`seqctl inbox connect {kind} ...`, then `seqctl resume --failed --inbox {address}`"
-    )
