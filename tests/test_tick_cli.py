@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 SEQUENCE = """
@@ -136,7 +135,7 @@ def test_a_killed_tick_never_blocks_the_next(run, home):
 def test_two_ticks_started_together_never_fire_a_step_twice(run, home):
     mail = setup(run, home, contacts=40)
     env = dict(os.environ, SEQCTL_HOME=str(home), SEQCTL_NOW="2026-03-02T10:00:00Z")
-    for round_ in range(3):
+    for _round in range(3):
         procs = [subprocess.Popen([sys.executable, "-m", "seqctl", "tick", "--json"], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                  for _ in range(2)]

@@ -6,8 +6,9 @@ an exit fires the same way whichever noticed it.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
@@ -15,16 +16,9 @@ from seqctl.clock import iso
 from seqctl.db import transaction
 from seqctl.engine import events, exits, plan
 from seqctl.engine.schedule import into_window
+from seqctl.errors import SeqctlError
 
-FREE_MAIL = frozenset(
-    """
-gmail.com googlemail.com yahoo.com yahoo.co.uk yahoo.fr yahoo.de hotmail.com hotmail.co.uk
-hotmail.fr hotmail.de outlook.com live.com msn.com icloud.com me.com mac.com aol.com gmx.de
-gmx.net gmx.com web.de t-online.de proton.me protonmail.com pm.me yandex.ru yandex.com mail.ru
-qq.com 163.com 126.com zoho.com fastmail.com hey.com orange.fr free.fr laposte.net wanadoo.fr
-libero.it btinternet.com comcast.net verizon.net att.net
-""".split()
-)
+FREE_MAIL = exits.FREE_MAIL
 
 AUTO_REPLY_DEFAULT_PAUSE = timedelta(days=7)
 AUTO_REPLY_MAX_AHEAD = timedelta(days=60)
@@ -32,9 +26,9 @@ AUTO_REPLY_MAX_AHEAD = timedelta(days=60)
 
 def _live_enrollments(db: Database, contact_id: int) -> list[dict[str, Any]]:
     cursor = db.execute(
-        "SELECT e.id, e.sequence_id, s.pause_on_auto_reply, s.exit_on_company_reply, "
-        "c.timezone FROM enrollments e JOIN sequences s ON s.id = e.sequence_id "
-        "JOIN contacts c ON c.id = e.contact_id "
+        "SELECT e.id, e.sequence_id, e.status, e.paused_until, s.pause_on_auto_reply, "
+        "s.exit_on_company_reply, c.timezone FROM enrollments e "
+        "JOIN sequences s ON s.id = e.sequence_id JOIN contacts c ON c.id = e.contact_id "
         "WHERE e.contact_id = ? AND e.status IN ('active', 'paused')",
         [contact_id],
     )
@@ -63,9 +57,11 @@ def on_reply(
 
 
 def _company_exits(db: Database, contact_id: int, at: datetime) -> list[int]:
+    """Colleagues of the replier (same non-free-mail domain) in the sequences the replier is
+    enrolled in that have `exit_on_company_reply` exit with `company_replied`."""
     email = db.execute("SELECT email FROM contacts WHERE id = ?", [contact_id]).fetchone()[0]
-    domain = email.rsplit("@", 1)[-1]
-    if domain in FREE_MAIL:
+    domain = exits.company_domain(email)
+    if domain is None:
         return []
     sequences = [
         r[0]
@@ -81,7 +77,7 @@ def _company_exits(db: Database, contact_id: int, at: datetime) -> list[int]:
             "SELECT e.id FROM enrollments e JOIN contacts c ON c.id = e.contact_id "
             "WHERE e.sequence_id = ? AND e.contact_id != ? AND c.email LIKE ? ESCAPE '\\' "
             "AND e.status IN ('active', 'paused', 'failed')",
-            [sequence_id, contact_id, "%@" + domain.replace("%", "\\%").replace("_", "\\_")],
+            [sequence_id, contact_id, exits.domain_pattern(domain)],
         ).fetchall()
         for (enrollment_id,) in colleagues:
             if exits.exit_enrollment(db, enrollment_id, "company_replied", at, {"replier": email}):
@@ -106,10 +102,12 @@ def on_bounce(
     *,
     hard: bool = True,
     enrollment_id: int | None = None,
+    outbox_id: int | None = None,
     detail: dict[str, Any] | None = None,
 ) -> list[int]:
     """A hard bounce suppresses the address and exits everything `bounced`; a soft bounce is
-    recorded only."""
+    recorded only. `outbox_id`: the email that bounced, when known (else the enrollment's last
+    sent one), which the inbox's bounce rate counts against."""
     with transaction(db):
         target = enrollment_id or _newest_enrollment(db, contact_id)
         events.record(
@@ -118,6 +116,7 @@ def on_bounce(
             at,
             enrollment_id=target,
             contact_id=contact_id,
+            outbox_id=outbox_id,
             detail=detail,
         )
         if not hard:
@@ -135,7 +134,8 @@ def on_unsubscribe(
     enrollment_id: int | None = None,
     detail: dict[str, Any] | None = None,
 ) -> list[int]:
-    """Suppress the address and exit every live enrollment of the contact `unsubscribed`."""
+    """Suppress the address and exit every live enrollment of the contact `unsubscribed`,
+    whatever the sequences' flags."""
     with transaction(db):
         target = enrollment_id or _newest_enrollment(db, contact_id)
         events.record(
@@ -164,15 +164,16 @@ def on_meeting(
 def auto_reply_resume_at(
     return_date: date | None, received: datetime, the_plan: plan.Plan, contact_timezone: str | None
 ) -> datetime:
-    """The next open slot on or after the return date; no date, or one over 60 days away
-    (or in the past), pauses 7 days."""
+    """When an out-of-office pause ends: the first open slot of the send window on or after
+    the start of the return date (a date of today: the next open slot from now). No date, a
+    date already past, or one more than 60 days away pauses 7 days (then the next open slot)."""
     window = the_plan.window_for(contact_timezone)
     if return_date is not None:
-        from zoneinfo import ZoneInfo
-
-        local = datetime.combine(return_date, time(0, 0), ZoneInfo(window.timezone))
-        if received < local <= received + AUTO_REPLY_MAX_AHEAD:
-            return into_window(local, window)
+        zone = ZoneInfo(window.timezone)
+        back = datetime.combine(return_date, time(0, 0), zone).astimezone(UTC)
+        received_day = received.astimezone(zone).date()
+        if return_date >= received_day and back <= received + AUTO_REPLY_MAX_AHEAD:
+            return into_window(max(back, received), window)
     return into_window(received + AUTO_REPLY_DEFAULT_PAUSE, window)
 
 
@@ -182,14 +183,17 @@ def on_auto_reply(
     at: datetime,
     *,
     return_date: date | None = None,
+    enrollment_id: int | None = None,
     detail: dict[str, Any] | None = None,
 ) -> list[int]:
-    """Recorded, never a reply. Sequences with `pause_on_auto_reply` pause until the return
-    date and resume by themselves. Returns the paused enrollment ids."""
+    """Recorded, never a reply, never an exit. Active enrollments in sequences with
+    `pause_on_auto_reply` pause until the return date and resume by themselves; one already
+    paused by an earlier auto-reply gets the new date; one the rep paused stays as it is.
+    Returns the paused enrollment ids."""
     paused: list[int] = []
     with transaction(db):
         live = _live_enrollments(db, contact_id)
-        target = live[0]["id"] if live else _newest_enrollment(db, contact_id)
+        target = enrollment_id or (live[0]["id"] if live else _newest_enrollment(db, contact_id))
         events.record(
             db,
             "auto_reply",
@@ -202,7 +206,8 @@ def on_auto_reply(
             },
         )
         for enrollment in live:
-            if not enrollment["pause_on_auto_reply"]:
+            by_rep = enrollment["status"] == "paused" and enrollment["paused_until"] is None
+            if not enrollment["pause_on_auto_reply"] or by_rep:
                 continue
             until = auto_reply_resume_at(
                 return_date, at, plan.load(db, enrollment["sequence_id"]), enrollment["timezone"]
@@ -221,3 +226,53 @@ def on_auto_reply(
             )
             paused.append(enrollment["id"])
     return paused
+
+
+# -- manual logging (`seqctl log ...`) ------------------------------------------------------
+
+LOGGABLE = ("reply", "meeting", "bounce", "unsubscribe")
+
+
+def log_outcome(
+    db: Database,
+    email: str,
+    event: str,
+    at: datetime,
+    *,
+    sequence: str | None = None,
+    hard: bool = True,
+) -> dict[str, Any]:
+    """Fire an outcome by hand, exactly as if sync had read it. `sequence` names the
+    enrollment the event is credited to in stats (default: the contact's latest); the exits
+    are the same as for a synced message. Returns {"email", "event", "exited": [ids]}."""
+    from seqctl.engine.contacts import get_contact
+    from seqctl.engine.enroll import find_enrollment
+
+    if event not in LOGGABLE:
+        raise SeqctlError(f"cannot log '{event}': one of {', '.join(LOGGABLE)}")
+    contact = get_contact(db, email)
+    enrollment_id = None
+    if sequence is not None:
+        enrollment_id = find_enrollment(db, sequence, contact["email"])["id"]
+    detail = {"via": "manual"}
+    if event == "reply":
+        exited = on_reply(db, contact["id"], at, enrollment_id=enrollment_id, detail=detail)
+    elif event == "meeting":
+        exited = on_meeting(db, contact["id"], at, enrollment_id=enrollment_id, detail=detail)
+    elif event == "unsubscribe":
+        exited = on_unsubscribe(db, contact["id"], at, enrollment_id=enrollment_id, detail=detail)
+    else:
+        exited = on_bounce(
+            db, contact["id"], at, hard=hard, enrollment_id=enrollment_id, detail=detail
+        )
+        if hard:
+            from seqctl.engine.sync import check_bounce_rate
+
+            for (inbox_id,) in db.execute(
+                "SELECT DISTINCT inbox_id FROM enrollments WHERE contact_id = ? "
+                "AND inbox_id IS NOT NULL",
+                [contact["id"]],
+            ).fetchall():
+                check_bounce_rate(db, inbox_id, at)
+    name = event if event != "bounce" or hard else "soft_bounce"
+    return {"email": contact["email"], "event": name, "exited": exited}

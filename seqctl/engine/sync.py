@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlite_utils import Database
 
-from seqctl import settings
-from seqctl.clock import iso
+from seqctl import clock, settings
+from seqctl.clock import from_iso, iso
 from seqctl.db import transaction
-from seqctl.engine import accounts, outcomes
+from seqctl.engine import accounts, events, outcomes
 from seqctl.engine.classify import ClassifyContext, Verdict, classify
+from seqctl.errors import SeqctlError
 from seqctl.providers.base import AuthRevokedError, InboundMessage, ProviderError, TransientError
 
 
 def _context(db: Database, received_at: datetime) -> ClassifyContext:
-    ours = {r[0] for r in db.execute("SELECT address FROM inboxes WHERE status != 'removed'")}
-    ours |= {r[0] for r in db.execute("SELECT email FROM users")}
+    # a removed inbox's address is still the rep's: mail from it is never a reply
+    ours = {r[0].lower() for r in db.execute("SELECT address FROM inboxes")}
+    ours |= {r[0].lower() for r in db.execute("SELECT email FROM users")}
+    # the mailto that compose puts in List-Unsubscribe (address+unsubscribe@domain)
     unsubscribe = {a.replace("@", "+unsubscribe@", 1) for a in ours}
     configured = settings.get(db, "unsubscribe_mailto")
     if configured:
@@ -41,9 +46,13 @@ def run_sync(db: Database, now: datetime, *, only: str | None = None, factory=No
     from seqctl.engine.dispatch import default_factory
 
     factory = factory or default_factory
-    inboxes = accounts.list_inboxes(db)
     if only:
-        inboxes = [accounts.inbox(db, only)]
+        inbox = accounts.inbox(db, only)
+        if inbox["status"] == "removed":
+            raise SeqctlError(f"no inbox {only}: see `seqctl inbox list`")
+        inboxes = [inbox]
+    else:
+        inboxes = accounts.list_inboxes(db)
     context = _context(db, now)
     total = 0
     for inbox in inboxes:
@@ -62,17 +71,49 @@ def run_sync(db: Database, now: datetime, *, only: str | None = None, factory=No
             )
             _log(f"inbox {inbox['address']} needs reconnecting: {exc}")
             continue
-        except ProviderError as exc:
+        except (ProviderError, SeqctlError) as exc:
             _log(f"inbox {inbox['address']}: sync failed: {exc}")
             continue
+        since = _noticed_since(db, inbox)
         for message in result.messages:
-            total += process(db, inbox, message, context, now)
+            total += process(db, inbox, message, context, now, since=since)
         db.execute(
             "UPDATE inboxes SET sync_cursor = ?, last_sync_at = ? WHERE id = ?",
             [result.cursor, iso(now), inbox["id"]],
         )
         check_bounce_rate(db, inbox["id"], now)
+        _check_calendar(db, inbox, now)
     return total
+
+
+def _check_calendar(db: Database, inbox: dict[str, Any], now: datetime) -> None:
+    """Bookings made straight on the rep's calendar (inboxes connected with a calendar)."""
+    if not inbox["config"].get("calendar"):
+        return
+    from seqctl.engine import bookings
+
+    bookings.check_bookings(db, inbox, now)
+
+
+def _noticed_since(db: Database, inbox: dict[str, Any]) -> datetime | None:
+    """The earliest time a message found now can have arrived: the previous sync (it was not
+    there then), else when the inbox was added."""
+    if inbox.get("last_sync_at"):
+        return from_iso(inbox["last_sync_at"])
+    row = db.execute("SELECT created_at FROM inboxes WHERE id = ?", [inbox["id"]]).fetchone()
+    return from_iso(row[0]) if row else None
+
+
+def arrival_time(received_at: datetime | None, now: datetime, since: datetime | None) -> datetime:
+    """When an outcome happened: the provider's receive time, kept between the previous sync
+    and now. A clock that disagrees (a file's mtime under a simulated clock, a skewed server)
+    can then never date a reply before the email it answers or after the tick that read it."""
+    at = received_at or now
+    if at > now:
+        at = now
+    if since is not None and at < since <= now:
+        at = since
+    return at
 
 
 def process(
@@ -81,6 +122,8 @@ def process(
     message: InboundMessage,
     context: ClassifyContext,
     now: datetime,
+    *,
+    since: datetime | None = None,
 ) -> int:
     """Classify one message and apply it; 0 when it was seen before."""
     seen = db.execute(
@@ -89,10 +132,10 @@ def process(
     ).fetchone()
     if seen:
         return 0
-    verdict = classify(message.raw, context)
-    at = message.received_at or now
+    at = arrival_time(message.received_at, now, since)
+    verdict = classify(message.raw, replace(context, received_at=at))
     with transaction(db):
-        contact_id, enrollment_id = apply_verdict(db, verdict, message, at)
+        contact_id, enrollment_id = apply_verdict(db, verdict, message, at, context=context)
         db.execute(
             "INSERT OR IGNORE INTO inbound (inbox_id, provider_id, message_id, from_email, "
             "subject, verdict, contact_id, enrollment_id, detail_json, received_at) "
@@ -116,6 +159,7 @@ def process(
 def _contact_by_address(db: Database, address: str | None) -> int | None:
     if not address:
         return None
+    address = address.strip().lower()
     row = db.execute("SELECT id FROM contacts WHERE email = ?", [address]).fetchone()
     if row:
         return row[0]
@@ -123,69 +167,104 @@ def _contact_by_address(db: Database, address: str | None) -> int | None:
     return row[0] if row else None
 
 
-def _by_thread(db: Database, verdict: Verdict, message: InboundMessage) -> tuple[int, int] | None:
-    """(contact_id, enrollment_id) of the email this message answers, by In-Reply-To /
-    References, then by the provider's thread id."""
-    ids = list(reversed(verdict.references)) + list(verdict.original_message_ids)
-    for message_id in ids:
+@dataclass(frozen=True)
+class _Thread:
+    """The email of ours that an inbound message answers."""
+
+    contact_id: int
+    enrollment_id: int
+    outbox_id: int
+
+
+def _by_thread(db: Database, verdict: Verdict, message: InboundMessage) -> _Thread | None:
+    """The email this message answers (or, for a bounce, returns): by the original's
+    Message-ID, then In-Reply-To, then References (newest first), then the provider's thread
+    id."""
+    refs = verdict.references  # In-Reply-To first, then References oldest to newest
+    ids = [*verdict.original_message_ids, *refs[:1], *reversed(refs[1:])]
+    for message_id in dict.fromkeys(ids):
         row = db.execute(
-            "SELECT contact_id, enrollment_id FROM outbox WHERE message_id = ?", [message_id]
+            "SELECT contact_id, enrollment_id, id FROM outbox WHERE message_id = ? "
+            "AND enrollment_id IS NOT NULL",
+            [message_id],
         ).fetchone()
-        if row and row[1] is not None:
-            return row[0], row[1]
+        if row:
+            return _Thread(*row)
     if message.thread_id:
         row = db.execute(
-            "SELECT contact_id, enrollment_id FROM outbox WHERE thread_id = ? "
+            "SELECT contact_id, enrollment_id, id FROM outbox WHERE thread_id = ? "
             "AND enrollment_id IS NOT NULL ORDER BY id DESC LIMIT 1",
             [message.thread_id],
         ).fetchone()
         if row:
-            return row[0], row[1]
+            return _Thread(*row)
     return None
 
 
+def _is_our_own_copy(db: Database, verdict: Verdict) -> bool:
+    """A copy of an email we sent (a Sent folder echoed into the inbox, a Bcc to self)."""
+    return bool(verdict.message_id) and (
+        db.execute("SELECT 1 FROM outbox WHERE message_id = ?", [verdict.message_id]).fetchone()
+        is not None
+    )
+
+
 def apply_verdict(
-    db: Database, verdict: Verdict, message: InboundMessage, at: datetime
+    db: Database,
+    verdict: Verdict,
+    message: InboundMessage,
+    at: datetime,
+    *,
+    context: ClassifyContext | None = None,
 ) -> tuple[int | None, int | None]:
-    """Apply a classified message. Returns (contact_id, enrollment_id) it was attributed to."""
+    """Apply a classified message. Returns (contact_id, enrollment_id) it was attributed to;
+    (None, None) when it concerns nobody we write to."""
+    if verdict.kind == "ignored" or _is_our_own_copy(db, verdict):
+        return None, None
+    ours = {a.lower() for a in context.our_addresses} if context else set()
     detail = {"message_id": verdict.message_id, "subject": verdict.subject[:200], "via": "sync"}
-    threaded = _by_thread(db, verdict, message)
+    thread = _by_thread(db, verdict, message)
     if verdict.kind == "bounce":
-        contacts = [
-            c for c in (_contact_by_address(db, r) for r in verdict.bounced_recipients) if c
-        ]
-        if not contacts and threaded:
-            contacts = [threaded[0]]
-        for contact_id in dict.fromkeys(contacts):
-            outcomes.on_bounce(
+        return _apply_bounce(db, verdict, thread, at, detail, ours)
+    if verdict.kind == "meeting":
+        # the attendees include us (the rep is organizer or guest): only other people count
+        people = [a for a in [*verdict.attendees, verdict.sender] if a and a.lower() not in ours]
+        contacts = list(dict.fromkeys(c for c in map(partial(_contact_by_address, db), people) if c))
+        if not contacts and thread:
+            contacts = [thread.contact_id]
+        for contact_id in contacts:
+            on_thread = thread is not None and thread.contact_id == contact_id
+            outcomes.on_meeting(
                 db,
                 contact_id,
                 at,
-                hard=verdict.hard,
-                enrollment_id=threaded[1] if threaded and threaded[0] == contact_id else None,
+                enrollment_id=thread.enrollment_id if on_thread else None,
                 detail=detail,
             )
-        return (contacts[0] if contacts else None), (threaded[1] if threaded else None)
-    if verdict.kind == "meeting":
-        contacts = [c for c in (_contact_by_address(db, a) for a in verdict.attendees) if c]
-        for contact_id in dict.fromkeys(contacts):
-            outcomes.on_meeting(db, contact_id, at, detail=detail)
-        return (contacts[0] if contacts else None), None
-    if verdict.kind == "ignored":
-        return None, None
+        if not contacts:
+            return None, None
+        return contacts[0], (thread.enrollment_id if thread else None)
     contact_id = _contact_by_address(db, verdict.sender)
     enrollment_id = None
-    if threaded and (contact_id is None or contact_id == threaded[0]):
-        contact_id, enrollment_id = threaded
-        if verdict.sender and _contact_by_address(db, verdict.sender) is None:
+    if thread and contact_id in (None, thread.contact_id):
+        if contact_id is None and verdict.sender:
+            # someone else answered in our thread: the contact's other address
             db.execute(
                 "INSERT OR IGNORE INTO contact_aliases (email, contact_id) VALUES (?, ?)",
-                [verdict.sender, contact_id],
+                [verdict.sender, thread.contact_id],
             )
+        contact_id, enrollment_id = thread.contact_id, thread.enrollment_id
     if contact_id is None:
         return None, None
     if verdict.kind == "auto_reply":
-        outcomes.on_auto_reply(db, contact_id, at, return_date=verdict.return_date, detail=detail)
+        outcomes.on_auto_reply(
+            db,
+            contact_id,
+            at,
+            return_date=verdict.return_date,
+            enrollment_id=enrollment_id,
+            detail=detail,
+        )
     elif verdict.kind == "unsubscribe":
         outcomes.on_unsubscribe(db, contact_id, at, enrollment_id=enrollment_id, detail=detail)
     else:
@@ -193,19 +272,56 @@ def apply_verdict(
     return contact_id, enrollment_id
 
 
+def _apply_bounce(
+    db: Database,
+    verdict: Verdict,
+    thread: _Thread | None,
+    at: datetime,
+    detail: dict[str, Any],
+    ours: set[str],
+) -> tuple[int | None, int | None]:
+    """A bounce concerns the failed recipients the notice names, else the email it returns."""
+    named = [r for r in verdict.bounced_recipients if r.lower() not in ours]
+    contacts = list(dict.fromkeys(c for c in map(partial(_contact_by_address, db), named) if c))
+    if not contacts and thread:
+        contacts = [thread.contact_id]
+    for contact_id in contacts:
+        on_thread = thread is not None and thread.contact_id == contact_id
+        outcomes.on_bounce(
+            db,
+            contact_id,
+            at,
+            hard=verdict.hard,
+            enrollment_id=thread.enrollment_id if on_thread else None,
+            outbox_id=thread.outbox_id if on_thread else None,
+            detail=detail,
+        )
+    if not contacts:
+        return None, None
+    return contacts[0], (thread.enrollment_id if thread else None)
+
+
+BOUNCE_WINDOW = 100   # an inbox's bounce rate is judged over its last 100 sends
+BOUNCE_MIN_SENDS = 20  # ... once it has this many: 1 bounce in 5 sends is no signal
+
+
 def check_bounce_rate(db: Database, inbox_id: int, now: datetime) -> bool:
-    """Pause an inbox whose hard bounces exceed `bounce_pause_threshold` of its last 100 sends
-    (judged once it has at least 20). Returns True when it is (now) paused."""
+    """Pause an inbox's sending when its hard bounces exceed `bounce_pause_threshold` of its
+    last 100 sends (judged once it has at least 20; sends before the last `resume_inbox`
+    no longer count). Returns True when it is (now) paused."""
     threshold = settings.get_float(db, "bounce_pause_threshold")
+    resumed = db.execute(
+        "SELECT MAX(at) FROM events WHERE kind = 'inbox_resumed' AND inbox_id = ?", [inbox_id]
+    ).fetchone()[0]
     recent = [
         r[0]
         for r in db.execute(
-            "SELECT id FROM outbox WHERE inbox_id = ? AND status = 'sent' "
-            "ORDER BY sent_at DESC LIMIT 100",
-            [inbox_id],
+            "SELECT id FROM outbox WHERE inbox_id = ? AND status = 'sent' AND sent_at > ? "
+            "ORDER BY sent_at DESC LIMIT ?",
+            [inbox_id, resumed or "", BOUNCE_WINDOW],
         )
     ]
-    if len(recent) < 20:
+    if len(recent) < BOUNCE_MIN_SENDS:
         return False
     marks = ",".join("?" * len(recent))
     bounces = db.execute(
@@ -216,16 +332,37 @@ def check_bounce_rate(db: Database, inbox_id: int, now: datetime) -> bool:
     rate = bounces / len(recent)
     if rate <= threshold:
         return False
-    db.execute(
+    changed = db.execute(
         "UPDATE inboxes SET status = 'paused_bounces', status_message = ? "
         "WHERE id = ? AND status = 'active'",
         [
-            f"{bounces} hard bounces in the last {len(recent)} sends ({rate:.0%} > "
-            f"{threshold:.0%}); clean the list, then `seqctl inbox resume ADDRESS`",
+            f"sending paused: {bounces} hard bounces in the last {len(recent)} sends "
+            f"({rate:.0%}, over the bounce_pause_threshold of {threshold:.0%}); clean the "
+            "list, then `seqctl inbox resume ADDRESS`",
             inbox_id,
         ],
-    )
+    ).rowcount
+    if changed:
+        address = db.execute("SELECT address FROM inboxes WHERE id = ?", [inbox_id]).fetchone()[0]
+        _log(f"inbox {address}: sending paused, {bounces} hard bounces in {len(recent)} sends")
     return True
+
+
+def resume_inbox(db: Database, address: str, now: datetime | None = None) -> bool:
+    """Let an inbox paused for bounces send again (`seqctl inbox resume ADDRESS`). Its bounce
+    rate is judged afresh from here: the sends before now no longer count. Returns False when
+    it was not paused for bounces."""
+    inbox = accounts.inbox(db, address)
+    now = now or clock.now()
+    with transaction(db):
+        changed = db.execute(
+            "UPDATE inboxes SET status = 'active', status_message = NULL "
+            "WHERE id = ? AND status = 'paused_bounces'",
+            [inbox["id"]],
+        ).rowcount
+        if changed:
+            events.record(db, "inbox_resumed", now, inbox_id=inbox["id"])
+    return bool(changed)
 
 
 def _log(message: str) -> None:
