@@ -101,7 +101,7 @@ def exit_contact(
         params.append(exclude)
     exited = []
     with transaction(db):
-        for (enrollment_id,) in db.execute(sql, params).fetchall():
+        for (enrollment_id,) in db.execute(sql + " ORDER BY e.id", params).fetchall():
             if exit_enrollment(db, enrollment_id, reason, at, detail):
                 exited.append(enrollment_id)
     return exited
@@ -123,7 +123,8 @@ def on_deal_stage_change(db: Database, deal_id: int, at: datetime) -> list[int]:
     row = db.execute("SELECT name, stage FROM deals WHERE id = ?", [deal_id]).fetchone()
     detail = {"deal": row[0], "stage": row[1]} if row else {}
     contact_ids = [
-        r[0] for r in db.execute("SELECT contact_id FROM deal_contacts WHERE deal_id = ?", [deal_id])
+        r[0]
+        for r in db.execute("SELECT contact_id FROM deal_contacts WHERE deal_id = ?", [deal_id])
     ]
     exited: list[int] = []
     with transaction(db):
@@ -170,9 +171,7 @@ def unsuppress(db: Database, email: str) -> bool:
     return cursor.rowcount > 0
 
 
-def add_suppression(
-    db: Database, email: str, reason: str, at: datetime
-) -> tuple[bool, list[int]]:
+def add_suppression(db: Database, email: str, reason: str, at: datetime) -> tuple[bool, list[int]]:
     """`seqctl suppress add`: suppress the address. With reason `unsubscribed` or `bounced` the
     contact's live enrollments exit with that reason at once (as the backstop would before
     their next step); any other reason only stops emails, and call and task steps still fire.
@@ -249,8 +248,12 @@ def _colleague_replied(db: Database, enrollment: dict[str, Any], email: str) -> 
             "SELECT 1 FROM events ev JOIN contacts c ON c.id = ev.contact_id "
             "WHERE ev.sequence_id = ? AND ev.kind = 'reply' AND ev.at >= ? "
             "AND ev.contact_id != ? AND c.email LIKE ? ESCAPE '\\' LIMIT 1",
-            [enrollment["sequence_id"], enrollment["enrolled_at"], enrollment["contact_id"],
-             domain_pattern(domain)],
+            [
+                enrollment["sequence_id"],
+                enrollment["enrolled_at"],
+                enrollment["contact_id"],
+                domain_pattern(domain),
+            ],
         ).fetchone()
         is not None
     )

@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from seqctl.engine.schedule import Delay, SendWindow, due_time
+from seqctl.engine.schedule import SendWindow, due_time
+from seqctl.engine.sequences import sequence_window, step_delay
 
 
 @dataclass
@@ -24,22 +25,10 @@ class Plan:
 
     def window_for(self, contact_timezone: str | None) -> SendWindow:
         """The sequence's window, in the contact's timezone when `send_in_contact_timezone`."""
-        tz = (
-            contact_timezone
-            if (self.sequence["send_in_contact_timezone"] and contact_timezone)
-            else None
-        )
-        window = self.windows.get(tz)
+        window = self.windows.get(contact_timezone)
         if window is None:
-            s = self.sequence
-            window = SendWindow(
-                timezone=tz or s["timezone"],
-                start_hour=s["send_window_start_hour"],
-                end_hour=s["send_window_end_hour"],
-                weekdays_only=bool(s["send_weekdays_only"]),
-                holidays=s["holidays"] or None,
-            )
-            self.windows[tz] = window
+            window = self.windows[contact_timezone] = sequence_window(self.sequence,
+                                                                      contact_timezone)
         return window
 
     def next_step(self, step_id: int) -> dict[str, Any] | None:
@@ -51,17 +40,9 @@ class Plan:
         return self.steps[index] if index < len(self.steps) else None
 
 
-def delay_of(step: dict[str, Any]) -> Delay:
-    return Delay(
-        business_days=step["delay_business_days"],
-        calendar_days=step["delay_calendar_days"],
-        hours=step["delay_hours"],
-    )
-
-
 def due(anchor: datetime, step: dict[str, Any], window: SendWindow) -> datetime:
     """When `step` is due, counting from `anchor` (the previous step's actual fire/send time)."""
-    return due_time(anchor, delay_of(step), window)
+    return due_time(anchor, step_delay(step), window)
 
 
 _STEP_COLUMNS: list[str] | None = None

@@ -229,7 +229,9 @@ def apply_verdict(
     if verdict.kind == "meeting":
         # the attendees include us (the rep is organizer or guest): only other people count
         people = [a for a in [*verdict.attendees, verdict.sender] if a and a.lower() not in ours]
-        contacts = list(dict.fromkeys(c for c in map(partial(_contact_by_address, db), people) if c))
+        contacts = list(
+            dict.fromkeys(c for c in map(partial(_contact_by_address, db), people) if c)
+        )
         if not contacts and thread:
             contacts = [thread.contact_id]
         for contact_id in contacts:
@@ -301,24 +303,28 @@ def _apply_bounce(
     return contacts[0], (thread.enrollment_id if thread else None)
 
 
-BOUNCE_WINDOW = 100   # an inbox's bounce rate is judged over its last 100 sends
+BOUNCE_WINDOW = 100  # an inbox's bounce rate is judged over its last 100 sends
 BOUNCE_MIN_SENDS = 20  # ... once it has this many: 1 bounce in 5 sends is no signal
 
 
 def check_bounce_rate(db: Database, inbox_id: int, now: datetime) -> bool:
     """Pause an inbox's sending when its hard bounces exceed `bounce_pause_threshold` of its
-    last 100 sends (judged once it has at least 20; sends before the last `resume_inbox`
-    no longer count). Returns True when it is (now) paused."""
+    last 100 sends (judged once it has at least 20). A pause is recorded as an event, and
+    once the inbox is resumed (however: `seqctl inbox resume`, `resume_inbox`, re-adding it)
+    only the sends after that pause count, so the old bounces do not pause it again at once.
+    Returns True when it is (now) paused."""
     threshold = settings.get_float(db, "bounce_pause_threshold")
-    resumed = db.execute(
-        "SELECT MAX(at) FROM events WHERE kind = 'inbox_resumed' AND inbox_id = ?", [inbox_id]
+    judged_since = db.execute(
+        "SELECT MAX(at) FROM events WHERE inbox_id = ? AND kind IN ('inbox_paused', "
+        "'inbox_resumed')",
+        [inbox_id],
     ).fetchone()[0]
     recent = [
         r[0]
         for r in db.execute(
             "SELECT id FROM outbox WHERE inbox_id = ? AND status = 'sent' AND sent_at > ? "
             "ORDER BY sent_at DESC LIMIT ?",
-            [inbox_id, resumed or "", BOUNCE_WINDOW],
+            [inbox_id, judged_since or "", BOUNCE_WINDOW],
         )
     ]
     if len(recent) < BOUNCE_MIN_SENDS:
@@ -332,26 +338,34 @@ def check_bounce_rate(db: Database, inbox_id: int, now: datetime) -> bool:
     rate = bounces / len(recent)
     if rate <= threshold:
         return False
-    changed = db.execute(
-        "UPDATE inboxes SET status = 'paused_bounces', status_message = ? "
-        "WHERE id = ? AND status = 'active'",
-        [
-            f"sending paused: {bounces} hard bounces in the last {len(recent)} sends "
-            f"({rate:.0%}, over the bounce_pause_threshold of {threshold:.0%}); clean the "
-            "list, then `seqctl inbox resume ADDRESS`",
-            inbox_id,
-        ],
-    ).rowcount
+    address = db.execute("SELECT address FROM inboxes WHERE id = ?", [inbox_id]).fetchone()[0]
+    with transaction(db):
+        changed = db.execute(
+            "UPDATE inboxes SET status = 'paused_bounces', status_message = ? "
+            "WHERE id = ? AND status = 'active'",
+            [
+                f"{bounces} hard bounces in the last {len(recent)} sends ({rate:.0%}, over the "
+                f"bounce_pause_threshold of {threshold:.0%}): sending is paused; clean the list, "
+                f"then `seqctl inbox resume {address}`",
+                inbox_id,
+            ],
+        ).rowcount
+        if changed:
+            events.record(
+                db,
+                "inbox_paused",
+                now,
+                inbox_id=inbox_id,
+                detail={"bounces": bounces, "sends": len(recent), "threshold": threshold},
+            )
     if changed:
-        address = db.execute("SELECT address FROM inboxes WHERE id = ?", [inbox_id]).fetchone()[0]
         _log(f"inbox {address}: sending paused, {bounces} hard bounces in {len(recent)} sends")
     return True
 
 
 def resume_inbox(db: Database, address: str, now: datetime | None = None) -> bool:
-    """Let an inbox paused for bounces send again (`seqctl inbox resume ADDRESS`). Its bounce
-    rate is judged afresh from here: the sends before now no longer count. Returns False when
-    it was not paused for bounces."""
+    """Let an inbox paused for bounces send again. Its bounce rate is judged afresh from here.
+    Returns False when it was not paused for bounces."""
     inbox = accounts.inbox(db, address)
     now = now or clock.now()
     with transaction(db):
