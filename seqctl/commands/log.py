@@ -1,0 +1,107 @@
+"""`seqctl log reply|meeting|bounce|unsubscribe|list`: outcomes noticed outside the inbox."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from seqctl import clock, output
+from seqctl.commands._common import JsonOpt, db, default, group
+from seqctl.engine import outcomes
+
+app = group(
+    "Log a reply, meeting or bounce you learned about elsewhere (a call, another mailbox): "
+    "the exits fire at once, exactly as when sync reads the message. With no command, lists "
+    "recent outcomes."
+)
+
+AtOpt = Annotated[str | None, typer.Option(
+    "--at", help="When it happened (ISO 8601; default now).")]
+SequenceOpt = Annotated[str | None, typer.Option(
+    "--sequence", help="Credit the event to the contact's enrollment in this sequence (stats); "
+                       "default: the latest one. Exits are the same either way.")]
+
+OUTCOME_KINDS = ("reply", "meeting", "bounce", "soft_bounce", "unsubscribe", "auto_reply")
+
+
+def _log(event: str, email: str, at: str | None, sequence: str | None, json_out: bool,
+         hard: bool = True) -> None:
+    when = clock.parse_instant(at, what="--at") if at else clock.now()
+    result = outcomes.log_outcome(db(), email, event, when, sequence=sequence, hard=hard)
+    if json_out:
+        output.emit_json(result)
+        return
+    exited = result["exited"]
+    output.info(f"{result['email']}: {result['event']} logged"
+                + (f"; {len(exited)} enrollment{'s' if len(exited) != 1 else ''} exited"
+                   if exited else "; no enrollment exited"))
+
+
+@app.command("reply")
+def reply(email: str, at: AtOpt = None, sequence: SequenceOpt = None,
+          json_out: JsonOpt = False) -> None:
+    """EMAIL replied: exits `reply_received` in sequences with exit_on_reply (and colleagues
+    where exit_on_company_reply)."""
+    _log("reply", email, at, sequence, json_out)
+
+
+@app.command("meeting")
+def meeting(email: str, at: AtOpt = None, sequence: SequenceOpt = None,
+            json_out: JsonOpt = False) -> None:
+    """EMAIL booked a meeting: exits `booking` in sequences with exit_on_booking."""
+    _log("meeting", email, at, sequence, json_out)
+
+
+@app.command("bounce")
+def bounce(
+    email: str,
+    at: AtOpt = None,
+    soft: Annotated[bool, typer.Option(
+        "--soft", help="A temporary failure (mailbox full ...): recorded only.")] = False,
+    sequence: SequenceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """EMAIL bounced: a hard bounce suppresses the address and exits every enrollment
+    `bounced`; a soft one is recorded only."""
+    _log("bounce", email, at, sequence, json_out, hard=not soft)
+
+
+@app.command("unsubscribe")
+def unsubscribe(email: str, at: AtOpt = None, sequence: SequenceOpt = None,
+                json_out: JsonOpt = False) -> None:
+    """EMAIL asked to be left alone: suppresses the address and exits every enrollment
+    `unsubscribed`."""
+    _log("unsubscribe", email, at, sequence, json_out)
+
+
+@default(app)
+@app.command("list")
+def list_outcomes(
+    email: Annotated[str | None, typer.Option("--email", help="Only this contact.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Most rows, newest first.")] = 50,
+    json_out: JsonOpt = False,
+) -> None:
+    """Recent outcomes (replies, meetings, bounces, unsubscribes, auto-replies), newest first,
+    whether sync read them or they were logged by hand."""
+    marks = ",".join("?" * len(OUTCOME_KINDS))
+    sql = (f"SELECT e.id, e.kind, e.at, c.email, s.name, e.detail_json FROM events e "
+           f"LEFT JOIN contacts c ON c.id = e.contact_id "
+           f"LEFT JOIN sequences s ON s.id = e.sequence_id WHERE e.kind IN ({marks})")
+    params: list = list(OUTCOME_KINDS)
+    if email:
+        sql += " AND c.email = ?"
+        params.append(email.strip().lower())
+    rows = []
+    for event_id, kind, at, address, sequence, detail_json in db().execute(
+            sql + " ORDER BY e.at DESC, e.id DESC LIMIT ?", [*params, limit]):
+        detail = json.loads(detail_json or "{}")
+        rows.append({"id": event_id, "event": kind, "at": at, "email": address,
+                     "sequence": sequence, "via": detail.get("via", "sync"),
+                     "subject": detail.get("subject")})
+    if json_out:
+        output.emit_json(rows)
+    else:
+        output.table(rows, ["at", "event", "email", "sequence", "via", "subject"],
+                     empty="no outcomes yet")
