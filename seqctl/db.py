@@ -188,6 +188,7 @@ def m001_core(db: Database) -> None:
             id INTEGER PRIMARY KEY,
             kind TEXT NOT NULL,   -- sent | skipped | open | click | reply | auto_reply | bounce
                                   -- | soft_bounce | unsubscribe | meeting | exit | paused | resumed
+                                  -- | failed | stage_changed | inbox_paused | inbox_resumed
             at TEXT NOT NULL,
             enrollment_id INTEGER,
             sequence_id INTEGER,
@@ -243,6 +244,12 @@ def m001_core(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m002_events_by_contact(db: Database) -> None:
+    """The exits backstop asks, per fired step, for a contact's outcomes since enrollment."""
+    db.execute("CREATE INDEX events_contact ON events(contact_id, kind, at)")
 
 
 def connect(path: Path | None = None) -> Database:

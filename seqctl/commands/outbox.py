@@ -48,13 +48,18 @@ def retry(outbox_id: int) -> None:
     """Queue a failed or `unknown` email again (for unknown: only after checking the Sent
     folder that it did not go out)."""
     database = db()
-    row = database.execute("SELECT status, enrollment_id FROM outbox WHERE id = ?",
-                           [outbox_id]).fetchone()
+    row = database.execute(
+        "SELECT o.status, o.enrollment_id, e.status, e.exit_reason FROM outbox o "
+        "LEFT JOIN enrollments e ON e.id = o.enrollment_id WHERE o.id = ?", [outbox_id]
+    ).fetchone()
     if row is None:
         raise SeqctlError(f"no outbox email {outbox_id}: see `seqctl outbox list`")
     if row[0] not in ("failed", "unknown"):
         raise SeqctlError(f"outbox email {outbox_id} is {row[0]}; only failed or unknown ones "
                           "can be retried")
+    if row[2] == "exited":
+        raise SeqctlError(f"outbox email {outbox_id} belongs to an enrollment that exited "
+                          f"({row[3]}); it will not be sent")
     now = iso(clock.now())
     with transaction(database):
         database.execute("UPDATE outbox SET status = 'queued', next_attempt_at = ?, error = NULL "

@@ -27,7 +27,7 @@ from seqctl import clock, config, settings
 from seqctl import db as database
 from seqctl.clock import from_iso, iso
 from seqctl.db import transaction
-from seqctl.engine import accounts, compose, events, plan
+from seqctl.engine import accounts, compose, events, exits, plan
 from seqctl.engine.schedule import into_window
 from seqctl.engine.tick import TickCounts, advance, fail_enrollment
 from seqctl.errors import SeqctlError
@@ -209,6 +209,7 @@ def _daily_cap_frees_at(
 def _load(db: Database, outbox_id: int) -> dict[str, Any] | None:
     cursor = db.execute(
         "SELECT o.*, e.status AS enrollment_status, e.sequence_id, e.waiting_outbox_id, "
+        "e.enrolled_at, "
         "c.timezone AS contact_timezone, "
         "(SELECT 1 FROM suppressions s WHERE s.email = o.to_email) AS suppressed "
         "FROM outbox o LEFT JOIN enrollments e ON e.id = o.enrollment_id "
@@ -279,6 +280,12 @@ def _send_one(
     # re-check suppression and exits right before the send
     if row["enrollment_id"] is not None and row["enrollment_status"] != "active":
         return "held"
+    if row["enrollment_id"] is not None:
+        reason = exits.backstop_reason(db, row)
+        if reason:
+            exits.exit_enrollment(db, row["enrollment_id"], reason, now, {"by": "backstop"})
+            counts.exited += 1
+            return "exited"
     if row["suppressed"]:
         _skip_suppressed(db, row, plans, now, counts)
         return "skipped"

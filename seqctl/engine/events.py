@@ -1,7 +1,8 @@
 """The event log that analytics reads.
 
 Event kinds: sent | skipped | open | click | reply | auto_reply | bounce | soft_bounce |
-unsubscribe | meeting | exit | paused | resumed | failed.
+unsubscribe | meeting | exit | paused | resumed | failed | stage_changed | inbox_paused |
+inbox_resumed.
 
 Outcome events (reply, bounce, meeting, ...) are attributed to the last email the enrollment
 was sent before the event: its outbox row, step and variant.
