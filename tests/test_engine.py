@@ -185,3 +185,24 @@ def test_friday_enrollment_with_two_business_days_fires_tuesday(home, weekday):
     enroll_all(db, "bd", ["ann@a.test"], now)
     next_run = db.execute("SELECT next_run_at FROM enrollments").fetchone()[0]
     assert next_run == "2026-03-10T15:00:00Z"   # Tuesday, same time
+
+
+def test_dispatcher_rechecks_exits_right_before_the_send(home):
+    """A reply recorded between queueing and sending (its exit lost to a crash) still stops
+    the queued email."""
+    from seqctl.engine import events
+
+    db, maildir = setup_account(home)
+    now = at("2026-03-02T14:00:00Z")
+    apply_yaml(db, CADENCE, now)
+    enroll_all(db, "cadence", ["ann@a.test"], now)
+    counts = tick(db, now, phase="engine")
+    assert counts.emails_queued == 1
+    enrollment_id = db.execute("SELECT id FROM enrollments").fetchone()[0]
+    events.record(db, "reply", now, enrollment_id=enrollment_id)
+    counts = tick(db, now, phase="dispatch")
+    assert counts.emails_sent == 0 and counts.exited == 1
+    assert sent_files(maildir) == []
+    assert db.execute("SELECT status, exit_reason FROM enrollments").fetchone() == (
+        "exited", "reply_received")
+    assert db.execute("SELECT status FROM outbox").fetchone() == ("cancelled",)
