@@ -1,0 +1,59 @@
+"""Every command has help text and is in the generated reference, and the README starts with
+the two commands that work on a fresh machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from seqctl.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def commands():
+    def walk(command, path):
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    return list(walk(typer.main.get_command(app), ["seqctl"]))
+
+
+def test_every_command_has_help_text():
+    missing = [" ".join(path) for path, command in commands()
+               if not (command.help or "").strip()]
+    assert missing == []
+
+
+def test_every_command_is_in_the_generated_reference():
+    reference = (ROOT / "docs" / "commands.md").read_text()
+    missing = [" ".join(path) for path, _ in commands()
+               if f"## {' '.join(path)}\n" not in reference]
+    assert missing == [], "run `make docs` to regenerate docs/commands.md"
+
+
+def test_spec_commands_exist():
+    names = {" ".join(path[1:]) for path, _ in commands()}
+    for required in ("init", "users add", "users list", "inbox add maildir", "inbox add smtp",
+                     "inbox list", "inbox set", "inbox remove", "inbox test",
+                     "inbox connect gmail", "inbox connect outlook", "inbox import gmail",
+                     "sequence apply", "sequence validate", "sequence list", "sequence show",
+                     "sequence export", "sequence duplicate", "sequence activate",
+                     "sequence deactivate", "sequence delete", "contacts import",
+                     "contacts list", "contacts show", "contacts set", "contacts set-stage",
+                     "deals add", "deals link", "deals set-stage", "enroll", "enrollments list",
+                     "pause", "resume", "unenroll", "tick", "sync", "tasks list", "tasks done",
+                     "tasks skip", "log reply", "log meeting", "log bounce", "suppress add",
+                     "suppress remove", "suppress list", "templates save", "templates list",
+                     "templates show", "templates delete", "preview", "spam-score", "stats",
+                     "compare", "serve", "settings get", "settings set", "settings list",
+                     "schedule", "cron", "outbox list", "outbox retry", "export events",
+                     "export enrollments", "demo"):
+        assert required in names, required
+
+
+def test_readme_opens_with_make_demo_and_make_test():
+    head = "\n".join((ROOT / "README.md").read_text().splitlines()[:10])
+    assert "make demo" in head and "make test" in head
