@@ -26,6 +26,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_render.py
 
 docs: $(STAMP)
 	$(BIN)/python scripts/gen_docs.py > docs/commands.md

@@ -132,7 +132,7 @@ ratelimit = 0
 """
 
 
-def run_mailmerge(folder: Path, csv_path: Path, count: int) -> float | None:
+def run_mailmerge(folder: Path, csv_path: Path, count: int, content_type: str) -> float | None:
     """Seconds for mailmerge to render `count` messages, or None when it is not installed."""
     executable = Path(sys.executable).with_name("mailmerge")
     command = str(executable) if executable.exists() else shutil.which("mailmerge")
@@ -140,7 +140,8 @@ def run_mailmerge(folder: Path, csv_path: Path, count: int) -> float | None:
         return None
     template = folder / "mailmerge_template.txt"
     config = folder / "mailmerge_server.conf"
-    template.write_text(MAILMERGE_TEMPLATE, encoding="utf-8")
+    template.write_text(MAILMERGE_TEMPLATE.replace("text/markdown", content_type),
+                        encoding="utf-8")
     config.write_text(MAILMERGE_CONFIG, encoding="utf-8")
     started = time.perf_counter()
     subprocess.run(
@@ -178,12 +179,13 @@ def main() -> None:
             f"({count / total:,.0f} messages/s); build_message alone "
             f"{count / build_only:,.0f} messages/s"
         )
-        seconds = run_mailmerge(folder, csv_path, args.rows)
-        if seconds is None:
-            print("mailmerge  not installed: .venv/bin/pip install mailmerge")
-        else:
+        for content_type, what in (("text/markdown", "text + HTML"), ("text/plain", "text only")):
+            seconds = run_mailmerge(folder, csv_path, args.rows, content_type)
+            if seconds is None:
+                print("mailmerge  not installed: .venv/bin/pip install mailmerge")
+                break
             print(
-                f"mailmerge  {args.rows} messages: {seconds:.2f} s "
+                f"mailmerge  {args.rows} messages ({what}): {seconds:.2f} s "
                 f"({args.rows / seconds:,.0f} messages/s, --dry-run --no-limit)"
             )
 
