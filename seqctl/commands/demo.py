@@ -96,6 +96,7 @@ def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int) -> N
 
     replier = imported.emails[0]
     replied = False
+    replied_at = None
     _say(f"ticking every 30 simulated minutes for {days} days (cron would tick every minute)")
     now = start
     end = start + timedelta(days=days)
@@ -114,6 +115,7 @@ def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int) -> N
                         f"tasks {counts.tasks_created}, exits {counts.exited}")
         if not replied and now >= start + timedelta(days=1, hours=2):
             _drop_reply(db, mail, replier)
+            replied_at = now
             _say(f"{replier} replied: a message lands in {mail / 'inbox' / 'new'}")
             replied = True
         now += timedelta(minutes=30)
@@ -130,9 +132,13 @@ def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int) -> N
     _say("stats (seqctl stats cold-saas-intro)")
     _stats(db, result.name)
     sent = len(list((mail / "sent" / "new").iterdir()))
+    after = db.execute(
+        "SELECT COUNT(*) FROM outbox WHERE to_email = ? AND status = 'sent' AND sent_at > ?",
+        [replier, clock.iso(replied_at)]).fetchone()[0] if replied_at else 0
     output.line(f"\n{sent} emails were written to {mail / 'sent' / 'new'}; "
                 f"{totals['tasks_created']} tasks created; "
-                f"{replier} got nothing after replying.")
+                + (f"{replier} got nothing after replying." if after == 0 else
+                   f"{replier} got {after} emails after replying: that is a bug."))
 
 
 def _drop_reply(db, mail: Path, replier: str) -> None:
