@@ -17,7 +17,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from seqctl import config, settings
-from seqctl.engine import render, tracking
+from seqctl.engine import contacts, render, tracking
 from seqctl.engine.message import BuiltMessage, OutgoingEmail, Tracking, Unsubscribe, build_message
 from seqctl.errors import SeqctlError
 from seqctl.files import install_secret
@@ -76,7 +76,7 @@ def task_text(db: Database, contact_id: int, inbox_id: int | None, title: str,
         "LIMIT 1", [inbox_id]).fetchone()
     owner_dict = ({"email": owner[0], "first_name": owner[1], "last_name": owner[2]}
                   if owner else None)
-    context = render.merge_context(_contact(db, contact_id), owner_dict)
+    context = render.merge_context(contacts.contact_by_id(db, contact_id), owner_dict)
     try:
         return render.render(title, context), render.render(notes, context)
     except ValueError:
@@ -135,7 +135,7 @@ def _compose(
         raise SeqctlError(f"enrollment {enrollment_id} not found")
     _, sequence_id, contact_id, inbox_id, stored_variant, track_opens, track_clicks = enr
     variant = (variant or stored_variant or "A").upper()
-    contact = _contact(db, contact_id)
+    contact = contacts.contact_by_id(db, contact_id)
     inbox = db.execute(
         "SELECT i.address, u.id, u.email, u.first_name, u.last_name FROM inboxes i "
         "JOIN users u ON u.id = i.user_id WHERE i.id = ?",
@@ -220,26 +220,6 @@ def _thread(db, enrollment_id, sequence_id, position, variant, owner_id, context
             db, enrollment_id, sequence_id, prev_step["position"], variant, owner_id, context
         )
     return render.render(subject_t, context), None, [], None
-
-
-def _contact(db: Database, contact_id: int) -> dict[str, Any]:
-    row = db.execute(
-        "SELECT email, first_name, last_name, company_name, owner_email, lifecycle_stage, "
-        "timezone, custom_fields_json FROM contacts WHERE id = ?",
-        [contact_id],
-    ).fetchone()
-    keys = (
-        "email",
-        "first_name",
-        "last_name",
-        "company_name",
-        "owner_email",
-        "lifecycle_stage",
-        "timezone",
-    )
-    contact = dict(zip(keys, row[:7], strict=True))
-    contact["custom_fields"] = json.loads(row[7] or "{}")
-    return contact
 
 
 def _plus_tag(address: str, tag: str) -> str:

@@ -575,6 +575,11 @@ def _lookup_key(email: str) -> str:
         return email.strip().lower()
 
 
+def contact_by_id(db: Database, contact_id: int) -> dict[str, Any] | None:
+    row = db.execute(_SELECT + " WHERE c.id = ?", [contact_id]).fetchone()
+    return _contact(row) if row else None
+
+
 def contact_by_email(db: Database, email: str) -> dict[str, Any] | None:
     """The contact with this address (or with it as an alias), or None."""
     key = _lookup_key(email)
