@@ -258,12 +258,14 @@ def connect(path: Path | None = None) -> Database:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
     except (OSError, sqlite3.Error) as exc:
-        raise SeqctlError(f"cannot open database {path}: {exc}") from None
-    conn.execute("PRAGMA busy_timeout = 30000")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
+        raise SeqctlError(
+            f"cannot open database {path}: {exc} (check --db / SEQCTL_DB / SEQCTL_HOME)"
+        ) from None
     db = Database(conn)
     try:
         if migrations.pending(db):

@@ -186,3 +186,12 @@ def test_settings_round_trip(run, home):
     assert values["sequence_hourly_send_cap"] == "40"
     assert values["sync_schedule"] == "*/5 * * * *"
     assert json.loads(run("settings", "list", "--json").out)["bounce_pause_threshold"] == "0.05"
+
+
+def test_a_file_that_is_not_a_database_is_a_one_line_error(run, home, tmp_path):
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("shopping list\n" * 100)
+    result = run("--db", bogus, "users")
+    assert result.code == 1
+    assert result.err.startswith("error: cannot open database") and "Traceback" not in result.err
+    assert bogus.read_text() == "shopping list\n" * 100
