@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -49,3 +50,21 @@ def table(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, title: str 
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+@contextmanager
+def progress(label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """`with progress("enrolling") as advance:` gives `advance(done, total)` that draws a bar
+    on stderr when it is a terminal, and None otherwise (scripts and pipes stay clean)."""
+    if not is_tty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=_err) as bar:
+        task = bar.add_task(label, total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance

@@ -49,10 +49,8 @@ def import_(
     """
     data, name = _read_input(file)
     database = db()
-    if output.is_tty() and not json_out:
-        result = _import_with_progress(database, data, name)
-    else:
-        result = contacts.import_contacts(database, data, filename=name)
+    with output.progress("importing") as advance:
+        result = contacts.import_contacts(database, data, filename=name, progress=advance)
     for warning in result.warnings:
         output.warn(f"{name}: {warning}")
     for problem in result.invalid:
@@ -69,18 +67,6 @@ def import_(
         )
     if result.invalid:
         raise typer.Exit(1)
-
-
-def _import_with_progress(database: Any, data: bytes, name: str) -> contacts.ImportResult:
-    from rich.progress import Progress
-
-    with Progress(transient=True, console=output._err) as progress:
-        task = progress.add_task("importing", total=None)
-
-        def advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
-        return contacts.import_contacts(database, data, filename=name, progress=advance)
 
 
 def _show_row(contact: dict[str, Any]) -> dict[str, Any]:

@@ -51,13 +51,15 @@ def enroll(
     bad_rows: list[dict] = []
     if csv is not None:
         data, name = _read_csv_source(csv)
-        imported = import_contacts(database, data, filename=name)
+        with output.progress("importing") as advance:
+            imported = import_contacts(database, data, filename=name, progress=advance)
         bad_rows = imported.invalid
         for bad in bad_rows:
             output.warn(f"{name}:{bad['line']}: {bad['reason']} ({bad['email']})")
         wanted += imported.emails
-    summary = engine.enroll(database, sequence, wanted, clock.now(), inbox_address=inbox,
-                            reenroll=reenroll)
+    with output.progress("enrolling") as advance:
+        summary = engine.enroll(database, sequence, wanted, clock.now(), inbox_address=inbox,
+                                reenroll=reenroll, progress=advance)
     if bad_rows:
         summary["invalid_rows"] = bad_rows
     if json_out:

@@ -45,7 +45,9 @@ def tick(
         clock.set_now(clock.parse_instant(now, what="--now"))
     database = db()
     try:
-        counts = cycle.run(database, clock.now(), phase=phase, dry_run=dry_run)
+        with output.progress("ticking") as advance:
+            counts = cycle.run(database, clock.now(), phase=phase, dry_run=dry_run,
+                               progress=advance)
     except cycle.TickBusy:
         output.info("another tick is running; nothing to do")
         if json_out:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 
@@ -53,6 +54,7 @@ def run(
     phase: str = "all",
     dry_run: bool = False,
     factory: dispatch.ProviderFactory = dispatch.default_factory,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TickCounts:
     lock = tick.TickLock()
     if not lock.acquire():
@@ -72,7 +74,7 @@ def run(
                 finally:
                     db.execute("ROLLBACK")
                 return counts
-            tick.run_engine(db, now, counts)
+            tick.run_engine(db, now, counts, progress)
         if phase in ("all", "dispatch"):
             dispatch.run_dispatch(db, now, counts, dry_run=dry_run, factory=factory)
         return counts

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +45,7 @@ def enroll(
     *,
     inbox_address: str | None = None,
     reenroll: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Enroll each email (created as a bare contact when unknown). Returns the SPEC 16 summary."""
     sequence = _sequence(db, sequence_name)
@@ -98,7 +99,9 @@ def enroll(
         existing = _existing(db, sequence["id"], [c["id"] for c in contacts.values()])
         active_counts = _active_counts(db, [c["id"] for c in contacts.values()])
         rows = []
-        for email in wanted:
+        for done, email in enumerate(wanted):
+            if progress and done % 1000 == 0:
+                progress(done, len(wanted))
             contact = contacts[email]
             previous = existing.get(contact["id"])
             if previous is not None and (previous[1] != "exited" or not reenroll):

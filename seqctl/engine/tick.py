@@ -4,6 +4,7 @@ advance pointers. Work is batched and indexed by due time, so cost follows the d
 from __future__ import annotations
 
 import fcntl
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -119,9 +120,15 @@ def resume_due_pauses(db: Database, now: datetime, counts: TickCounts) -> None:
         enroll.resume(db, enrollment_id, now)
 
 
-def run_engine(db: Database, now: datetime, counts: TickCounts) -> None:
+def run_engine(db: Database, now: datetime, counts: TickCounts,
+               progress: Callable[[int, int], None] | None = None) -> None:
     resume_due_pauses(db, now, counts)
     plans = plan.Plans(db)
+    total = done = 0
+    if progress:
+        total = db.execute(
+            "SELECT COUNT(*) FROM enrollments WHERE status = 'active' AND next_run_at <= ? "
+            "AND waiting_outbox_id IS NULL", [iso(now)]).fetchone()[0]
     while True:
         rows = db.execute(_DUE_SQL, [iso(now), BATCH]).fetchall()
         if not rows:
@@ -129,6 +136,9 @@ def run_engine(db: Database, now: datetime, counts: TickCounts) -> None:
         with transaction(db):
             for row in rows:
                 _fire(db, row, plans, now, counts)
+        if progress:
+            done += len(rows)
+            progress(min(done, total), max(done, total))
 
 
 def _fire(db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: TickCounts) -> None:
