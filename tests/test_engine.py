@@ -166,6 +166,12 @@ def test_removed_inbox_fails_the_enrollment_with_a_plain_message(home, run):
     row = __import__("json").loads(out)[0]
     assert row["status"] == "failed"
     assert "inbox" in row["failure_message"] and "seqctl" in row["failure_message"]
+    assert run("resume", "--failed", "--inbox", "rep@acme.test").code == 1   # still removed
+    assert run("inbox", "add", "maildir", "rep@acme.test", "--dir", maildir).code == 0
+    result = run("resume", "--failed", "--inbox", "rep@acme.test", "--json", now=clock.iso(now))
+    assert result.code == 0 and result.json["resumed"] == 1
+    counts = tick(db, now)
+    assert counts.emails_sent == 1 and len(sent_files(maildir)) == 1
 
 
 @pytest.mark.parametrize("weekday", ["2026-03-06T15:00:00Z"])

@@ -112,7 +112,7 @@ def test_reply_in_thread_exits_reply_received_and_nothing_more_is_sent(home):
     assert len(sent_files(maildir)) == 1
     drop(maildir, reply_to(first_sent_to(maildir, "ann@a.test"), "Ann <ann@a.test>"))
     counts = tick(db, MONDAY + timedelta(minutes=5))
-    assert counts.synced == 1
+    assert counts.synced == 1 and counts.exited == 1
     assert enrollment(db, "ann@a.test")[:2] == ("exited", "reply_received")
     tick_days(db, MONDAY + timedelta(minutes=10), 10)
     assert len(sent_files(maildir)) == 1

@@ -109,6 +109,7 @@ def test_a_second_tick_exits_at_once_while_one_runs(run, home):
         result = run("tick", "--json", now="2026-03-02T10:00:00Z")
         assert result.code == 0
         assert "another tick is running" in result.err
+        assert result.json["steps_fired"] == 0 and result.json["emails_sent"] == 0
         assert run("outbox", "list", "--status", "all", "--json").json == []
     finally:
         lock.close()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from seqctl import output
+from seqctl import clock, output
 from seqctl.commands._common import JsonOpt, db, default, group
 from seqctl.db import transaction
 from seqctl.engine import accounts
@@ -143,18 +143,10 @@ def set_inbox(
 
 @app.command("remove")
 def remove(address: str) -> None:
-    """Remove an inbox. Enrollments that send from it fail when their next step fires, and can
-    be moved with `seqctl resume --failed --inbox NEW`."""
-    database = db()
-    row = accounts.inbox(database, address)
-    with transaction(database):
-        database.execute("UPDATE enrollments SET inbox_id = NULL WHERE inbox_id = ?", [row["id"]])
-        database.execute(
-            "UPDATE outbox SET status = 'failed', error = 'inbox removed' "
-            "WHERE inbox_id = ? AND status = 'queued'", [row["id"]])
-        database.execute("UPDATE inboxes SET address = ?, status = 'removed', is_default = 0 "
-                         "WHERE id = ?", [f"removed-{row['id']}:{row['address']}", row["id"]])
-    output.info(f"inbox {address} removed")
+    """Remove an inbox. Its queued emails and the enrollments that send from it fail with a
+    message; add the inbox again (or another) and `seqctl resume --failed --inbox ADDRESS`."""
+    failed = accounts.remove_inbox(db(), address, clock.now())
+    output.info(f"inbox {address} removed" + (f"; {failed} enrollments failed" if failed else ""))
 
 
 # -- connecting ---------------------------------------------------------------------------------
@@ -318,7 +310,6 @@ def test_inbox(
     path as sequence emails, and print what the provider answered."""
     import secrets
 
-    from seqctl import clock
     from seqctl.clock import iso
     from seqctl.engine import dispatch
     from seqctl.engine.message import OutgoingEmail, build_message

@@ -14,6 +14,7 @@ from croniter import croniter
 from seqctl import clock, config, output, settings
 from seqctl.commands._common import JsonOpt, db
 from seqctl.engine import cycle, timeline
+from seqctl.engine.tick import TickCounts
 from seqctl.errors import SeqctlError
 
 
@@ -51,7 +52,7 @@ def tick(
     except cycle.TickBusy:
         output.info("another tick is running; nothing to do")
         if json_out:
-            output.emit_json({"skipped": "another tick is running"})
+            output.emit_json({**TickCounts().as_dict(), "skipped": "another tick is running"})
         return
     result = counts.as_dict()
     paused = database.execute(

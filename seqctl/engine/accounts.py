@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database
 
 from seqctl import clock, config
+from seqctl.clock import iso
 from seqctl.db import transaction
 from seqctl.engine import contacts
 from seqctl.errors import SeqctlError
@@ -165,11 +167,38 @@ _INBOX_SELECT = (
 )
 
 
-def inbox(db: Database, address: str) -> dict[str, Any]:
+def inbox(db: Database, address: str, *, include_removed: bool = False) -> dict[str, Any]:
+    """The inbox with this address; SeqctlError when there is none (or it was removed)."""
     row = db.execute(_INBOX_SELECT + " WHERE i.address = ?", [address.strip().lower()]).fetchone()
-    if row is None:
+    if row is None or (row[7] == "removed" and not include_removed):
         raise SeqctlError(f"no inbox {address}: see `seqctl inbox list`")
     return _inbox_row(row)
+
+
+def remove_inbox(db: Database, address: str, now: datetime) -> int:
+    """Remove an inbox. Its row stays (history points at it, and adding the address again
+    brings it back, with its enrollments); emails queued on it fail, and so do their
+    enrollments, with a message saying how to go on. Returns how many enrollments failed."""
+    row = inbox(db, address)
+    message = inbox_failure_message(None)
+    with transaction(db):
+        db.execute("UPDATE inboxes SET status = 'removed', is_default = 0 WHERE id = ?",
+                   [row["id"]])
+        db.execute(
+            "UPDATE inboxes SET is_default = 1 WHERE id = (SELECT id FROM inboxes WHERE "
+            "user_id = ? AND status != 'removed' ORDER BY id LIMIT 1) AND NOT EXISTS "
+            "(SELECT 1 FROM inboxes WHERE user_id = ? AND is_default = 1)",
+            [row["user_id"], row["user_id"]])
+        waiting = db.execute(
+            "SELECT enrollment_id FROM outbox WHERE inbox_id = ? AND status = 'queued' "
+            "AND enrollment_id IS NOT NULL", [row["id"]]).fetchall()
+        db.execute("UPDATE outbox SET status = 'failed', error = 'inbox removed' "
+                   "WHERE inbox_id = ? AND status = 'queued'", [row["id"]])
+        db.conn.executemany(
+            "UPDATE enrollments SET status = 'failed', failure_message = ?, updated_at = ? "
+            "WHERE id = ? AND status = 'active'",
+            [(message, iso(now), enrollment_id) for (enrollment_id,) in waiting])
+    return len(waiting)
 
 
 def inbox_by_id(db: Database, inbox_id: int) -> dict[str, Any] | None:

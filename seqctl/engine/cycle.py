@@ -64,7 +64,11 @@ def run(
         if phase == "sync" or (phase == "all" and not dry_run and sync_due(db, now)):
             from seqctl.engine import sync
 
+            before = db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
             counts.synced += sync.run_sync(db, now, factory=factory)
+            counts.exited += db.execute(
+                "SELECT COUNT(*) FROM events WHERE id > ? AND kind = 'exit'", [before]
+            ).fetchone()[0]
         if phase in ("all", "engine"):
             if dry_run:
                 db.execute("BEGIN IMMEDIATE")

@@ -237,6 +237,12 @@ def _send_batch(
     except (ProviderError, SeqctlError) as exc:
         _log(f"inbox {inbox['address']}: cannot open: {exc}")
         return
+    if inbox["sync_cursor"] is None:
+        # the first send of this inbox: fix where its sync starts first, so that a reply to
+        # this email is after the cursor and cannot be skipped as "old mail"
+        from seqctl.engine import sync
+
+        sync.sync_inbox(db, inbox, provider, clock.now())
     plans = plan.Plans(db)
     for index, outbox_id in enumerate(ids):
         outcome = _send_one(db, inbox, provider, outbox_id, plans, counts)

@@ -60,8 +60,6 @@ def enroll(
     forced_inbox = None
     if inbox_address:
         inbox = accounts.inbox(db, inbox_address)
-        if inbox["status"] == "removed":
-            raise SeqctlError(f"no inbox {inbox_address}: see `seqctl inbox list`")
         forced_inbox = inbox["id"]
     cap = settings.get_int(db, "max_active_sequences_per_contact")
     first_step = steps.steps[0]

@@ -48,8 +48,6 @@ def run_sync(db: Database, now: datetime, *, only: str | None = None, factory=No
     factory = factory or default_factory
     if only:
         inbox = accounts.inbox(db, only)
-        if inbox["status"] == "removed":
-            raise SeqctlError(f"no inbox {only}: see `seqctl inbox list`")
         inboxes = [inbox]
     else:
         inboxes = accounts.list_inboxes(db)
@@ -60,30 +58,53 @@ def run_sync(db: Database, now: datetime, *, only: str | None = None, factory=No
             continue
         try:
             provider = factory(inbox)
-            result = provider.fetch_new(inbox["sync_cursor"])
-        except TransientError as exc:
-            _log(f"inbox {inbox['address']}: sync will retry: {exc}")
-            continue
         except AuthRevokedError as exc:
-            db.execute(
-                "UPDATE inboxes SET status = 'needs_reauth', status_message = ? WHERE id = ?",
-                [f"authorization revoked: {exc}"[:300], inbox["id"]],
-            )
-            _log(f"inbox {inbox['address']} needs reconnecting: {exc}")
+            _mark_needs_reauth(db, inbox, exc)
             continue
         except (ProviderError, SeqctlError) as exc:
             _log(f"inbox {inbox['address']}: sync failed: {exc}")
             continue
-        since = _noticed_since(db, inbox)
-        for message in result.messages:
-            total += process(db, inbox, message, context, now, since=since)
-        db.execute(
-            "UPDATE inboxes SET sync_cursor = ?, last_sync_at = ? WHERE id = ?",
-            [result.cursor, iso(now), inbox["id"]],
-        )
-        check_bounce_rate(db, inbox["id"], now)
-        _check_calendar(db, inbox, now)
+        total += sync_inbox(db, inbox, provider, now, context)
     return total
+
+
+def sync_inbox(db: Database, inbox: dict[str, Any], provider: Any, now: datetime,
+               context: ClassifyContext | None = None) -> int:
+    """Fetch and apply one inbox's new messages and store its cursor; returns how many were
+    new. The dispatcher calls it before an inbox's first send, so the starting point of its
+    sync is set before any reply to our mail can exist."""
+    context = context or _context(db, now)
+    try:
+        result = provider.fetch_new(inbox["sync_cursor"])
+    except TransientError as exc:
+        _log(f"inbox {inbox['address']}: sync will retry: {exc}")
+        return 0
+    except AuthRevokedError as exc:
+        _mark_needs_reauth(db, inbox, exc)
+        return 0
+    except (ProviderError, SeqctlError) as exc:
+        _log(f"inbox {inbox['address']}: sync failed: {exc}")
+        return 0
+    since = _noticed_since(db, inbox)
+    total = 0
+    for message in result.messages:
+        total += process(db, inbox, message, context, now, since=since)
+    db.execute(
+        "UPDATE inboxes SET sync_cursor = ?, last_sync_at = ? WHERE id = ?",
+        [result.cursor, iso(now), inbox["id"]],
+    )
+    inbox["sync_cursor"], inbox["last_sync_at"] = result.cursor, iso(now)
+    check_bounce_rate(db, inbox["id"], now)
+    _check_calendar(db, inbox, now)
+    return total
+
+
+def _mark_needs_reauth(db: Database, inbox: dict[str, Any], exc: Exception) -> None:
+    db.execute(
+        "UPDATE inboxes SET status = 'needs_reauth', status_message = ? WHERE id = ?",
+        [f"authorization revoked: {exc}"[:300], inbox["id"]],
+    )
+    _log(f"inbox {inbox['address']} needs reconnecting: {exc}")
 
 
 def _check_calendar(db: Database, inbox: dict[str, Any], now: datetime) -> None:
