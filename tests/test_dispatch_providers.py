@@ -255,6 +255,23 @@ def test_history_404_recovers_during_sync_and_the_reply_exits(home, gmail, run):
     assert (row["status"], row["exit_reason"]) == ("exited", "reply_received")
 
 
+def test_a_reply_to_the_first_email_is_seen_when_the_first_send_was_not_on_a_sync_minute(
+        home, gmail, run):
+    """The first send of an inbox fixes where its sync starts: a reply that arrives before the
+    first sync still counts."""
+    db = add_gmail_inbox(home, gmail)
+    start(db)                                            # T0 is minute 1: no sync phase
+    counts = tick(db, at(T0))
+    assert counts.emails_sent == 1 and counts.synced == 0
+    assert accounts.inbox(db, ADDRESS)["sync_cursor"]
+    [row] = outbox_rows(db)
+    gmail.deliver(reply_to(row["raw"], "ann@acme.test"))
+    result = run("sync", "--json", now="2026-03-02T14:03:00Z")
+    assert result.code == 0 and result.json["synced"] == 1
+    found = enrollment(db, "ann@acme.test")
+    assert (found["status"], found["exit_reason"]) == ("exited", "reply_received")
+
+
 # -- crash in flight ------------------------------------------------------------------------
 
 
