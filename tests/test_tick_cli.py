@@ -150,6 +150,7 @@ def test_two_ticks_started_together_never_fire_a_step_twice(run, home):
 
 def test_bad_arguments_are_usage_errors_with_exit_2(run, home):
     for args in (["tick", "--phase", "sideways"], ["enroll"], ["tasks", "done", "abc"],
+                 ["tick", "--now", "yesterday-ish"], ["log", "reply", "a@x.test", "--at", "soon"],
                  ["nosuchcommand"], ["tick", "--bogus"]):
         result = run(*args)
         assert result.code == 2, (args, result)
@@ -157,7 +158,7 @@ def test_bad_arguments_are_usage_errors_with_exit_2(run, home):
 
 
 def test_bad_values_are_one_line_errors_with_exit_1(run, home):
-    for args in (["tick", "--now", "yesterday-ish"], ["enroll", "nope", "a@x.test"],
+    for args in (["enroll", "nope", "a@x.test"],
                  ["tasks", "done", "999"], ["settings", "set", "sequence_hourly_send_cap", "0"],
                  ["settings", "get", "nope"], ["schedule", "nope", "--contact", "a@x.test"]):
         result = run(*args)

@@ -43,3 +43,16 @@ def default(app: typer.Typer) -> Callable[[Callable[..., Any]], Callable[..., An
         return fn
 
     return mark
+
+
+def instant_option(value: str | None, option: str):
+    """An ISO 8601 option value as an aware UTC datetime; a malformed one is a usage error."""
+    from seqctl import clock
+    from seqctl.errors import SeqctlError
+
+    if value is None:
+        return None
+    try:
+        return clock.parse_instant(value, what=option)
+    except SeqctlError as exc:
+        raise typer.BadParameter(str(exc).split(": ", 1)[-1], param_hint=option) from None

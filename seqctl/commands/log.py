@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from seqctl import clock, output
-from seqctl.commands._common import JsonOpt, db, default, group
+from seqctl.commands._common import JsonOpt, db, default, group, instant_option
 from seqctl.engine import outcomes
 
 app = group(
@@ -28,7 +28,7 @@ OUTCOME_KINDS = ("reply", "meeting", "bounce", "soft_bounce", "unsubscribe", "au
 
 def _log(event: str, email: str, at: str | None, sequence: str | None, json_out: bool,
          hard: bool = True) -> None:
-    when = clock.parse_instant(at, what="--at") if at else clock.now()
+    when = instant_option(at, "--at") if at else clock.now()
     result = outcomes.log_outcome(db(), email, event, when, sequence=sequence, hard=hard)
     if json_out:
         output.emit_json(result)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from datetime import timedelta
 from typing import Annotated
 
 import typer
 from croniter import croniter
 
 from seqctl import clock, config, output, settings
-from seqctl.commands._common import JsonOpt, db
+from seqctl.commands._common import JsonOpt, db, instant_option
 from seqctl.engine import cycle, timeline
 from seqctl.engine.tick import TickCounts
 from seqctl.errors import SeqctlError
@@ -43,7 +42,7 @@ def tick(
     if phase not in cycle.PHASES:
         raise typer.BadParameter(f"must be one of {', '.join(cycle.PHASES)}", param_hint="--phase")
     if now:
-        clock.set_now(clock.parse_instant(now, what="--now"))
+        clock.set_now(instant_option(now, "--now"))
     database = db()
     try:
         with output.progress("ticking") as advance:
@@ -122,7 +121,7 @@ def cron(
     now = clock.now()
     rows = []
     for expr, command in jobs:
-        it = croniter(expr, now - timedelta(seconds=1))
+        it = croniter(expr, now)
         upcoming = [clock.iso(it.get_next(type(now))) for _ in range(3)]
         rows.append({"schedule": expr, "command": command,
                      "line": f"{expr} {command} >>{log} 2>&1", "next_runs": upcoming})

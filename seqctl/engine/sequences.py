@@ -363,7 +363,7 @@ def validate_sequence(
         )
         return Validation(None, None, reader.errors, [], [])
 
-    entries = reader.mapping(root, "", SEQUENCE_KEYS, "see SPEC section 3 for the keys")
+    entries = reader.mapping(root, "", SEQUENCE_KEYS, "the keys are listed in docs/sequences.md")
     name = _read_name(reader, root, entries)
     settings = _read_settings(reader, entries)
     known = set(known_custom) | set(BUILTIN_VARIABLES)
