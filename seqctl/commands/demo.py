@@ -123,7 +123,8 @@ def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int) -> N
     _say("enrollments (seqctl enrollments list)")
     rows = enroll.enrollment_rows(db)
     output.table(rows, ["email", "status", "exit_reason", "step", "next_run_at"])
-    _say("open tasks (seqctl tasks list)")
+    open_tasks = db.execute("SELECT COUNT(*) FROM tasks WHERE status = 'open'").fetchone()[0]
+    _say(f"open tasks (seqctl tasks list): the first 8 of {open_tasks}")
     tasks = db.execute(
         "SELECT t.kind, t.title, c.email, t.due_at FROM tasks t JOIN contacts c "
         "ON c.id = t.contact_id WHERE t.status = 'open' ORDER BY t.due_at LIMIT 8").fetchall()

@@ -23,11 +23,17 @@ def list_enrollments(
     json_out: JsonOpt = False,
 ) -> None:
     """List every matching enrollment (no limit)."""
-    rows = engine.enrollment_rows(db(), sequence=sequence, status=status, email=email)
+    if status is not None and status not in ("active", "paused", "exited", "failed"):
+        raise typer.BadParameter("active, paused, exited or failed", param_hint="--status")
+    database = db()
+    if sequence is not None:
+        engine.sequence_by_name(database, sequence)      # a one-line error when there is none
+    rows = engine.enrollment_rows(database, sequence=sequence, status=status, email=email)
     if json_out:
         output.emit_json([{k: r[k] for k in (
             "id", "sequence", "email", "status", "exit_reason", "failure_message", "variant",
-            "step", "next_run_at", "inbox")} for r in rows])
+            "step", "next_run_at", "inbox", "paused_until", "enrolled_at", "exited_at")}
+            for r in rows])
         return
     for r in rows:
         r["why"] = r["exit_reason"] or r["failure_message"] or ""

@@ -70,6 +70,7 @@ def set_(key: str, value: str = typer.Argument(..., help="New value; '' resets t
         raise SeqctlError(f"unknown setting '{key}' (known: {', '.join(SETTINGS_DEFAULTS)})")
     if value == "":
         database.execute("DELETE FROM settings WHERE key = ?", [key])
+        output.info(f"{key} reset to its default ({SETTINGS_DEFAULTS[key] or 'empty'})")
         return
     value = _validate(key, value)
     database.execute(

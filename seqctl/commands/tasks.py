@@ -9,6 +9,7 @@ import typer
 from seqctl import clock, output
 from seqctl.clock import iso
 from seqctl.commands._common import JsonOpt, db, default, group
+from seqctl.db import transaction
 from seqctl.errors import SeqctlError
 
 app = group("Calls, LinkedIn touches and other tasks that steps create for you.")
@@ -54,27 +55,35 @@ def list_tasks(
                      empty="no tasks")
 
 
-def _finish(task_id: int, status: str) -> None:
+def _finish_all(task_ids: list[int], status: str, json_out: bool) -> None:
+    """Close every task, or none of them when one is missing or already closed."""
     database = db()
-    row = database.execute("SELECT status FROM tasks WHERE id = ?", [task_id]).fetchone()
-    if row is None:
-        raise SeqctlError(f"no task {task_id}: see `seqctl tasks list`")
-    if row[0] != "open":
-        raise SeqctlError(f"task {task_id} is already {row[0]}")
-    database.execute("UPDATE tasks SET status = ?, completed_at = ? WHERE id = ?",
-                     [status, iso(clock.now()), task_id])
-    output.info(f"task {task_id} {status}")
+    for task_id in task_ids:
+        row = database.execute("SELECT status FROM tasks WHERE id = ?", [task_id]).fetchone()
+        if row is None:
+            raise SeqctlError(f"no task {task_id}: see `seqctl tasks list`")
+        if row[0] != "open":
+            raise SeqctlError(f"task {task_id} is already {row[0]}")
+    with transaction(database):
+        for task_id in task_ids:
+            database.execute("UPDATE tasks SET status = ?, completed_at = ? WHERE id = ?",
+                             [status, iso(clock.now()), task_id])
+    marks = ",".join("?" * len(task_ids))
+    done = [_row(r) for r in database.execute(_SELECT + f" WHERE t.id IN ({marks})", task_ids)]
+    if json_out:
+        output.emit_json(done)
+    else:
+        for task in done:
+            output.info(f"task {task['id']} {status}: {task['title']} ({task['email']})")
 
 
 @app.command("done")
-def done(task_ids: list[int]) -> None:
+def done(task_ids: list[int], json_out: JsonOpt = False) -> None:
     """Mark tasks done."""
-    for task_id in task_ids:
-        _finish(task_id, "done")
+    _finish_all(task_ids, "done", json_out)
 
 
 @app.command("skip")
-def skip(task_ids: list[int]) -> None:
+def skip(task_ids: list[int], json_out: JsonOpt = False) -> None:
     """Skip tasks."""
-    for task_id in task_ids:
-        _finish(task_id, "skipped")
+    _finish_all(task_ids, "skipped", json_out)

@@ -20,6 +20,11 @@ from seqctl.errors import SeqctlError
 CHUNK = 500
 
 
+def sequence_by_name(db: Database, name: str) -> dict[str, Any]:
+    """The sequence row; SeqctlError when there is none."""
+    return _sequence(db, name)
+
+
 def _sequence(db: Database, name: str) -> dict[str, Any]:
     row = db.execute("SELECT * FROM sequences WHERE name = ?", [name]).fetchone()
     if row is None:
