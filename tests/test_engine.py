@@ -212,3 +212,20 @@ def test_dispatcher_rechecks_exits_right_before_the_send(home):
     assert db.execute("SELECT status, exit_reason FROM enrollments").fetchone() == (
         "exited", "reply_received")
     assert db.execute("SELECT status FROM outbox").fetchone() == ("cancelled",)
+
+
+def test_an_email_held_back_by_the_cap_shows_as_the_next_step_with_its_send_time(home):
+    from seqctl.engine.enroll import enrollment_rows
+
+    db, maildir = setup_account(home)
+    db.execute("INSERT INTO settings (key, value) VALUES ('sequence_hourly_send_cap', '1')")
+    now = at("2026-03-02T14:00:00Z")
+    apply_yaml(db, CADENCE, now)
+    enroll_all(db, "cadence", ["a@x.test", "b@x.test"], now)
+    tick(db, now)
+    first, second = enrollment_rows(db)
+    assert (first["step"], first["next_run_at"]) == (2, "2026-03-04T14:00:00Z")
+    assert (second["step"], second["next_run_at"]) == (1, "2026-03-02T15:00:00Z")
+    tick(db, at("2026-03-02T15:00:00Z"))
+    second = enrollment_rows(db)[1]
+    assert (second["step"], second["next_run_at"]) == (2, "2026-03-04T15:00:00Z")

@@ -342,10 +342,13 @@ def enrollment_rows(
     """Every matching enrollment in the SPEC 16 `enrollments list` shape."""
     sql = (
         "SELECT e.id, s.name, c.email, e.status, e.exit_reason, e.failure_message, e.variant, "
-        "st.position, e.next_run_at, i.address, e.enrolled_at, e.exited_at, e.paused_until "
+        "st.position, e.next_run_at, i.address, e.enrolled_at, e.exited_at, e.paused_until, "
+        "ws.position, wo.status, wo.next_attempt_at "
         "FROM enrollments e JOIN sequences s ON s.id = e.sequence_id "
         "JOIN contacts c ON c.id = e.contact_id LEFT JOIN steps st ON st.id = e.step_id "
-        "LEFT JOIN inboxes i ON i.id = e.inbox_id WHERE 1 = 1"
+        "LEFT JOIN inboxes i ON i.id = e.inbox_id "
+        "LEFT JOIN outbox wo ON wo.id = e.waiting_outbox_id "
+        "LEFT JOIN steps ws ON ws.id = wo.step_id WHERE 1 = 1"
     )
     params: list[Any] = []
     if sequence:
@@ -360,6 +363,12 @@ def enrollment_rows(
     sql += " ORDER BY e.id"
     rows = []
     for r in db.execute(sql, params):
+        step, next_run_at = r[7], r[8]
+        if r[13] is not None and r[14] in ("queued", "sending", "unknown", "failed"):
+            # the step's email has not gone out yet: that step is still the next thing, due
+            # when the dispatcher will try it
+            step = r[13]
+            next_run_at = r[15] if r[14] == "queued" and r[3] == "active" else None
         rows.append(
             {
                 "id": r[0],
@@ -369,8 +378,8 @@ def enrollment_rows(
                 "exit_reason": r[4],
                 "failure_message": r[5],
                 "variant": r[6],
-                "step": None if r[3] == "exited" else r[7],
-                "next_run_at": r[8],
+                "step": None if r[3] == "exited" else step,
+                "next_run_at": None if r[3] == "exited" else next_run_at,
                 "inbox": r[9],
                 "enrolled_at": r[10],
                 "exited_at": r[11],
