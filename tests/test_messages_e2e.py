@@ -192,3 +192,24 @@ def test_spam_score_cli(run, home):
                 ).out
     assert clean.startswith("0/100 green") or "green" in clean.splitlines()[0]
     assert run("spam-score").code == 2
+
+
+def test_preview_of_a_follow_up_before_the_first_email_went_out_shows_the_reply(run, home):
+    assert run("inbox", "add", "maildir", "rep@acme.test", "--dir", home / "mail").code == 0
+    (home / "four.yaml").write_text(textwrap.dedent(FOUR))
+    assert run("sequence", "apply", home / "four.yaml").code == 0
+    assert run("contacts", "import", "-", input="email,first_name,company_name\n"
+               "ann@a.test,Ann,Acme\n").code == 0
+    first = run("preview", "four", "--step", "1", "--contact", "ann@a.test", "--variant", "a",
+                "--json").json
+    third = run("preview", "four", "--step", "3", "--contact", "ann@a.test", "--variant", "a",
+                "--json").json
+    assert third["subject"] == "Re: " + first["subject"]
+    assert third["headers"]["In-Reply-To"].startswith("<sq.")
+    assert len(third["headers"]["References"].split()) == 2
+    # enrolled, first email queued but not sent: the follow-up preview is still the reply
+    assert run("enroll", "four", "ann@a.test", now="2026-03-02T10:00:00Z").code == 0
+    assert run("tick", "--phase", "engine", now="2026-03-02T10:00:00Z").code == 0
+    second = run("preview", "four", "--step", "2", "--contact", "ann@a.test", "--json").json
+    queued = run("outbox", "list", "--json").json[0]
+    assert second["headers"]["In-Reply-To"] == queued["message_id"]

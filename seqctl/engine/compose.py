@@ -108,10 +108,12 @@ def compose(
     *,
     date: datetime,
     variant: str | None = None,
+    predict: bool = False,
 ) -> Composed:
-    """Render the email `step` for `enrollment_id` as it would be sent at `date`."""
+    """Render the email `step` for `enrollment_id` as it would be sent at `date`. `predict`
+    (preview): earlier emails not sent yet are taken as sent, for the thread."""
     try:
-        return _compose(db, enrollment_id, step, date=date, variant=variant)
+        return _compose(db, enrollment_id, step, date=date, variant=variant, predict=predict)
     except ValueError as exc:  # a template or address that cannot be rendered
         raise SeqctlError(f"step {step.get('position')} cannot be rendered: {exc}") from None
 
@@ -123,8 +125,8 @@ def _compose(
     *,
     date: datetime,
     variant: str | None = None,
+    predict: bool = False,
 ) -> Composed:
-    """Render the email `step` for `enrollment_id` as it would be sent at `date`."""
     enr = db.execute(
         "SELECT e.id, e.sequence_id, e.contact_id, e.inbox_id, e.variant, "
         "s.track_opens, s.track_clicks FROM enrollments e JOIN sequences s ON s.id = e.sequence_id "
@@ -160,8 +162,8 @@ def _compose(
         subject = render.render(subject_t, context)
     else:
         subject, in_reply_to, references, thread_id = _thread(
-            db, enrollment_id, sequence_id, step["position"], variant, owner_id, context
-        )
+            db, enrollment_id, sequence_id, step["position"], variant, owner_id, context,
+            address=address, predict=predict)
         is_reply = in_reply_to is not None
     cc = [render.render(x, context) for x in json.loads(step.get("cc_json") or "[]")]
     bcc = [render.render(x, context) for x in json.loads(step.get("bcc_json") or "[]")]
@@ -195,9 +197,13 @@ def _compose(
     return Composed(built=build_message(outgoing), thread_id=thread_id, is_reply=is_reply)
 
 
-def _thread(db, enrollment_id, sequence_id, position, variant, owner_id, context):
+def _thread(db, enrollment_id, sequence_id, position, variant, owner_id, context, *,
+            address: str, predict: bool):
     """Subject and threading headers for an email step without a subject: a reply in the thread
-    of the previous email; if that email was never sent, a new thread with its subject."""
+    of the previous email; if that email was never sent, a new thread with its subject.
+
+    With `predict` (preview), a previous email that has not gone out *yet* is taken as sent:
+    its Message-ID is already fixed, so the preview shows the reply this step will be."""
     prev_step, prev_sent = _previous_email(db, enrollment_id, sequence_id, position)
     if prev_step is None:
         raise SeqctlError("an email step without a subject needs an earlier email step")
@@ -211,15 +217,17 @@ def _thread(db, enrollment_id, sequence_id, position, variant, owner_id, context
             [*refs, prev_id],
             prev_sent[2],
         )
-    if prev_sent is not None and prev_sent[1] and prev_sent[3] != "skipped":
-        # queued or in flight: the preview shows the reply it will become
-        return render.reply_subject(prev_sent[1]), None, [], None
+    pending = prev_sent is None or prev_sent[3] in ("queued", "sending", "unknown")
     subject_t, _ = _step_content(db, prev_step, variant, owner_id)
-    if not subject_t:
-        return _thread(
-            db, enrollment_id, sequence_id, prev_step["position"], variant, owner_id, context
-        )
-    return render.render(subject_t, context), None, [], None
+    if subject_t:
+        earlier = (render.render(subject_t, context), None, [], None)
+    else:   # the previous email was itself a reply: its thread is the one to join
+        earlier = _thread(db, enrollment_id, sequence_id, prev_step["position"], variant,
+                          owner_id, context, address=address, predict=predict)
+    if predict and pending:
+        prev_id = message_id_for(enrollment_id, prev_step["id"], address)
+        return render.reply_subject(earlier[0]), prev_id, [*earlier[2], prev_id], None
+    return earlier
 
 
 def _plus_tag(address: str, tag: str) -> str:

@@ -40,7 +40,8 @@ def preview(db: Database, sequence_name: str, position: int, email: str, now: da
         "SELECT id, inbox_id FROM enrollments WHERE sequence_id = ? AND contact_id = ? "
         "ORDER BY id DESC LIMIT 1", [row[0], contact[0]]).fetchone()
     if enrollment is not None and enrollment[1] is not None:
-        composed = compose.compose(db, enrollment[0], step, date=now, variant=variant)
+        composed = compose.compose(db, enrollment[0], step, date=now, variant=variant,
+                                   predict=True)
         return composed, {"enrollment_id": enrollment[0]}
     inbox_id = accounts.default_inbox_for(db, contact[1])
     if inbox_id is None:
@@ -53,7 +54,8 @@ def preview(db: Database, sequence_name: str, position: int, email: str, now: da
             "step_id, anchor_at, enrolled_at, updated_at) VALUES (?,?,?,?,'active',?,?,?,?,?)",
             [enrollment_id, row[0], contact[0], inbox_id, variant_for(enrollment_id),
              step["id"], iso(now), iso(now), iso(now)])
-        composed = compose.compose(db, enrollment_id, step, date=now, variant=variant)
+        composed = compose.compose(db, enrollment_id, step, date=now, variant=variant,
+                                   predict=True)
     finally:
         db.execute("ROLLBACK TO SAVEPOINT preview")
         db.execute("RELEASE SAVEPOINT preview")
