@@ -306,7 +306,6 @@ def test_two_files_with_the_same_name_are_an_error(run, tmp_path):
 
 @pytest.mark.parametrize("args", [
     ["sequence", "apply"],
-    ["sequence", "apply", "no-such-file.yaml"],
     ["sequence", "show"],
     ["sequence", "duplicate", "only-one"],
     ["sequence", "delete", "x", "--bogus"],
@@ -316,6 +315,12 @@ def test_bad_arguments_exit_2(run, args):
     code, _, err = run(*args)
     assert code == 2, err
     assert "Traceback" not in err
+
+
+def test_a_missing_file_is_a_one_line_error_exit_1(run):
+    code, _, err = run("sequence", "apply", "no-such-file.yaml")
+    assert code == 1
+    assert err == "no-such-file.yaml: file: cannot read: No such file or directory\n"
 
 
 def test_unknown_sequence_is_one_line_exit_1(run):

@@ -25,11 +25,6 @@ NameArg = Annotated[str, typer.Argument(help="The sequence's name.")]
 
 
 def _paths(files: list[str]) -> list[Path]:
-    """The files, as a usage error (exit 2) when one is missing or a folder."""
-    for name in files:
-        if name != "-" and not Path(name).is_file():
-            what = "is a folder" if Path(name).is_dir() else "does not exist"
-            raise typer.BadParameter(f"file '{name}' {what}", param_hint="FILE")
     return [Path(name) for name in files]
 
 
@@ -42,6 +37,8 @@ def _label(path: Path) -> str:
 
 
 def _read(path: Path) -> tuple[str | None, Problem | None]:
+    if str(path) != "-" and path.is_dir():
+        return None, Problem(None, "file", "is a folder, not a sequence file")
     try:
         raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
     except OSError as exc:
