@@ -147,10 +147,14 @@ def test_stats_match_hand_counted_sends_opens_clicks_and_outcomes(home):
         {"step": 1, "variant": "B", "sent": 5, "opens": 1, "clicks": 0, "replies": 1,
          "unsubscribes": 0, "bounces": 1, "meetings": 1,
          "open_rate": 0.2, "click_rate": 0.0, "reply_rate": 0.2},
-        # step 2 has no variant B: everyone got the same email, counted under A
-        {"step": 2, "variant": "A", "sent": 5, "opens": 1, "clicks": 0, "replies": 1,
+        # step 2 has no variant_b of its own, but B contacts follow up in B's thread: the
+        # split goes on (c3, c8 and c2 are A; c4 and c5 are B)
+        {"step": 2, "variant": "A", "sent": 3, "opens": 1, "clicks": 0, "replies": 1,
          "unsubscribes": 1, "bounces": 0, "meetings": 0,
-         "open_rate": 0.2, "click_rate": 0.0, "reply_rate": 0.2},
+         "open_rate": 0.3333, "click_rate": 0.0, "reply_rate": 0.3333},
+        {"step": 2, "variant": "B", "sent": 2, "opens": 0, "clicks": 0, "replies": 0,
+         "unsubscribes": 0, "bounces": 0, "meetings": 0,
+         "open_rate": 0.0, "click_rate": 0.0, "reply_rate": 0.0},
     ]
     totals = stats["totals"]
     assert {k: totals[k] for k in analytics.COUNTERS} == {

@@ -135,3 +135,9 @@ def test_export_of_an_unknown_sequence_is_an_error_before_any_output(home, run):
     code, out, err = run("export", "events", "--csv", "--sequence", "nope")
     assert code == 1 and out == ""
     assert "no sequence named 'nope'" in err
+
+
+def test_a_sequence_without_variant_b_has_only_a_rows(two_sequences, run):
+    stats = run("stats", "alpha", "--json").json
+    assert [(r["step"], r["variant"]) for r in stats["steps"]] == [(1, "A")]
+    assert stats["steps"][0]["sent"] == 40 and stats["steps"][0]["replies"] == 15

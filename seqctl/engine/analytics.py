@@ -12,8 +12,10 @@ How things are counted (SPEC 13):
   attributes an outcome to the last email sent before it). Auto-replies are never replies.
 - Rates are fractions of sent emails rounded to 4 decimals (0.1234 = 12.34 %), 0 when nothing
   was sent. Totals are the sums of the step rows.
-- A step without `variant_b` sends the same email to everybody, so all its numbers are under
-  variant "A" whatever the enrollment's variant.
+- Variants: an enrollment keeps its variant through the whole sequence (a B contact's
+  follow-ups reply in B's thread), so once any step of a sequence has `variant_b`, every step
+  is split by the enrollment's variant and B's whole funnel can be read. A sequence with no
+  `variant_b` anywhere has only "A" rows.
 """
 
 from __future__ import annotations
@@ -171,11 +173,13 @@ def _detail(text: str | None) -> dict[str, Any]:
 
 def _counts_by_step(db: Database, sequence_id: int,
                     steps: dict[int, _Step]) -> dict[tuple[int, str], dict[str, int]]:
+    split = any(step.has_b for step in steps.values())
+
     def key(step_id: int | None, variant: str | None) -> tuple[int, str] | None:
         step = steps.get(step_id) if step_id is not None else None
         if step is None:
             return None
-        return step_id, ((variant or "A").upper() if step.has_b else "A")
+        return step_id, ((variant or "A").upper() if split else "A")
 
     messages: dict[tuple[int, str], dict[str, set[int]]] = defaultdict(
         lambda: {"sent": set(), "opens": set(), "clicks": set()})
@@ -224,7 +228,7 @@ def _step_rows(steps: dict[int, _Step],
     rows: list[dict[str, Any]] = []
     for step_id in sorted(steps, key=order):
         variants = {v for (s, v) in counts if s == step_id}
-        if steps[step_id].has_b:
+        if steps[step_id].has_b or (variants and any(step.has_b for step in steps.values())):
             variants |= {"A", "B"}
         for variant in sorted(variants):
             numbers = counts.get((step_id, variant)) or dict.fromkeys(COUNTERS, 0)
