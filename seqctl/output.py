@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -11,7 +12,10 @@ from typing import Any
 from rich.console import Console
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
-_out = Console(highlight=False, soft_wrap=True)
+# Piped output is read by people later (less, a file) or by scripts: do not cut values to fit
+# an imaginary 80-column terminal.
+_out = Console(highlight=False, soft_wrap=True,
+               width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
 
 
 def emit_json(document: Any) -> None:
