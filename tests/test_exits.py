@@ -106,7 +106,7 @@ def test_log_for_an_unknown_contact_is_one_line_and_exit_1(home, run):
     assert result.code == 1
     assert result.err.strip().count("\n") == 0 and "no contact nobody@x.test" in result.err
     bad_time = run("log", "reply", "nobody@x.test", "--at", "yesterday")
-    assert bad_time.code == 1 and "ISO 8601" in bad_time.err
+    assert bad_time.code == 2 and "ISO 8601" in bad_time.err      # a malformed option value
 
 
 # -- stage and deal changes ------------------------------------------------------------------
