@@ -87,3 +87,14 @@ def test_db_option_and_environment_choose_the_database(run, home, tmp_path):
     assert [u["email"] for u in run("users", "--json", env={"SEQCTL_DB": str(other)}).json] == [
         "x@y.test"]
     assert run("--db", other, "init").code == 0
+
+
+def test_path_and_backup(run, home, tmp_path):
+    setup(run, home)
+    assert run("path").out.strip() == str(home / "seqctl.db")
+    assert run("path", "--json").json["tokens"] == str(home / "tokens")
+    copy = tmp_path / "backup.db"
+    assert run("backup", copy).code == 0
+    assert run("--db", copy, "enrollments", "--json").json[0]["email"] == "ann@a.test"
+    again = run("backup", copy)
+    assert again.code == 1 and "exists" in again.err

@@ -1,25 +1,56 @@
-"""`seqctl init`."""
+"""`seqctl init`, `path`, `backup`: housekeeping."""
 
 from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from seqctl import config, output
 from seqctl.commands._common import JsonOpt, db
+from seqctl.errors import SeqctlError
 
 
 def register(root: typer.Typer) -> None:
     root.command("init")(init)
+    root.command("path")(path)
+    root.command("backup")(backup)
 
 
 def init(json_out: JsonOpt = False) -> None:
     """Create the data folder and database (safe to run again)."""
     database = db()
     config.home().mkdir(parents=True, exist_ok=True)
-    path = config.db_path()
+    db_file = config.db_path()
     tables = len(database.table_names())
     if json_out:
-        output.emit_json({"home": str(config.home()), "db": str(path), "tables": tables})
+        output.emit_json({"home": str(config.home()), "db": str(db_file), "tables": tables})
     else:
-        output.line(f"seqctl ready: database {path}")
+        output.line(f"seqctl ready: database {db_file}")
         output.info("next: seqctl users add you@example.com --first-name You")
+
+
+def path(json_out: JsonOpt = False) -> None:
+    """Print where seqctl keeps its database and tokens."""
+    document = {"home": str(config.home()), "db": str(config.db_path()),
+                "tokens": str(config.tokens_dir())}
+    if json_out:
+        output.emit_json(document)
+    else:
+        output.line(document["db"])
+
+
+def backup(
+    target: Annotated[Path, typer.Argument(help="The new backup file (must not exist).")],
+) -> None:
+    """Copy the database to TARGET while seqctl keeps running (SQLite VACUUM INTO): a
+    consistent snapshot even during a tick. Tokens are not included."""
+    if target.exists():
+        raise SeqctlError(f"{target} exists: choose a new file name")
+    try:
+        db().execute("VACUUM INTO ?", [str(target)])
+    except sqlite3.Error as exc:
+        raise SeqctlError(f"cannot write the backup to {target}: {exc}") from None
+    output.info(f"backup written to {target}")
