@@ -213,3 +213,5 @@ def test_preview_of_a_follow_up_before_the_first_email_went_out_shows_the_reply(
     second = run("preview", "four", "--step", "2", "--contact", "ann@a.test", "--json").json
     queued = run("outbox", "list", "--json").json[0]
     assert second["headers"]["In-Reply-To"] == queued["message_id"]
+    assert queued["status"] == "queued"
+    assert second["subject"] == "Re: " + queued["subject"]

@@ -35,7 +35,14 @@ def list_outbox(
         params.append(status)
     keys = ("id", "status", "to", "subject", "inbox", "next_attempt_at", "attempts", "error",
             "message_id", "sent_at")
-    rows = [dict(zip(keys, r, strict=True)) for r in db().execute(sql + " ORDER BY o.id", params)]
+    from seqctl.engine.previews import pending_subject
+
+    database = db()
+    rows = [dict(zip(keys, r, strict=True)) for r in database.execute(sql + " ORDER BY o.id",
+                                                                       params)]
+    for row in rows:
+        if row["subject"] is None and row["status"] == "queued":
+            row["subject"] = pending_subject(database, row["id"], clock.now())
     if json_out:
         output.emit_json(rows)
     else:

@@ -60,3 +60,17 @@ def preview(db: Database, sequence_name: str, position: int, email: str, now: da
         db.execute("ROLLBACK TO SAVEPOINT preview")
         db.execute("RELEASE SAVEPOINT preview")
     return composed, {"enrollment_id": None}
+
+
+def pending_subject(db: Database, outbox_id: int, now: datetime) -> str | None:
+    """The subject a queued email will have (it is rendered for good when it is sent)."""
+    row = db.execute("SELECT enrollment_id, step_id FROM outbox WHERE id = ?",
+                     [outbox_id]).fetchone()
+    if row is None or row[0] is None:
+        return None
+    cursor = db.execute("SELECT * FROM steps WHERE id = ?", [row[1]])
+    step = dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True))
+    try:
+        return compose.compose(db, row[0], step, date=now, predict=True).built.subject
+    except SeqctlError:
+        return None
