@@ -7,6 +7,8 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from seqctl.errors import SeqctlError
+
 
 def write_private(path: Path, data: bytes | str) -> None:
     """Write `data` to `path` with mode 0600 via a temp file + rename, so a reader never sees
@@ -31,19 +33,43 @@ def write_private(path: Path, data: bytes | str) -> None:
 
 
 def install_secret(home: Path) -> bytes:
-    """The per-install secret (HMAC key for signed links), created on first use."""
+    """The per-install secret (HMAC key for signed links and Message-IDs), created on first
+    use: written to a temp file, fsynced, then linked into place, so no reader ever sees a
+    partial or empty key, and two processes racing agree on one."""
     path = home / "secret.key"
     try:
-        return bytes.fromhex(path.read_text().strip())
+        return _read_secret(path)
     except FileNotFoundError:
-        value = secrets.token_bytes(32)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:          # another process won the race: use theirs
-            return bytes.fromhex(path.read_text().strip())
-        except FileNotFoundError:
-            home.mkdir(parents=True, exist_ok=True, mode=0o700)
-            return install_secret(home)
+        pass
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=home, prefix=".secret.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(value.hex())
-        return value
+            handle.write(secrets.token_hex(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)          # atomic, and fails if another process got there first
+        except FileExistsError:
+            pass
+        _fsync_dir(home)
+    finally:
+        os.unlink(tmp)
+    return _read_secret(path)
+
+
+def _read_secret(path: Path) -> bytes:
+    text = path.read_text().strip()
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise SeqctlError(f"{path} is damaged (expected 64 hex characters): move it away to make "
+                          "a new one; links in emails already sent will stop working")
+    return bytes.fromhex(text)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

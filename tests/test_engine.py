@@ -229,3 +229,41 @@ def test_an_email_held_back_by_the_cap_shows_as_the_next_step_with_its_send_time
     tick(db, at("2026-03-02T15:00:00Z"))
     second = enrollment_rows(db)[1]
     assert (second["step"], second["next_run_at"]) == (2, "2026-03-04T15:00:00Z")
+
+
+def test_an_email_moved_to_another_inbox_keeps_the_message_id_it_was_queued_with(home):
+    """Reconciling a crashed send, reply matching and signed links all go by the stored
+    Message-ID: the bytes sent must carry exactly that one."""
+    from seqctl.engine import accounts, enroll
+    from seqctl.providers.maildir import create_maildir
+
+    db, first_dir = setup_account(home, address="rep@corp.test")
+    other_dir = home / "other"
+    create_maildir(other_dir)
+    accounts.add_inbox(db, "maildir", "rep@other.test", {"dir": str(other_dir)})
+    now = at("2026-03-02T14:00:00Z")
+    apply_yaml(db, CADENCE, now)
+    enroll_all(db, "cadence", ["ann@a.test"], now)
+    tick(db, now, phase="engine")
+    queued_id = db.execute("SELECT message_id FROM outbox").fetchone()[0]
+    assert queued_id.endswith("@corp.test>") and not queued_id.startswith("<sq.1.")
+    accounts.remove_inbox(db, "rep@corp.test", now)
+    enrollment_id = db.execute("SELECT id FROM enrollments").fetchone()[0]
+    assert enroll.resume(db, enrollment_id, now) == "active"
+    tick(db, now, phase="dispatch")
+    (sent,) = sent_files(other_dir)
+    message = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
+    assert message["Message-ID"] == queued_id
+    assert message["From"].addresses[0].addr_spec == "rep@other.test"
+
+
+def test_message_ids_never_repeat_across_databases_sharing_a_home(home, tmp_path):
+    from seqctl import db as database
+    from seqctl.engine import compose
+
+    first = database.connect(tmp_path / "one.db")
+    second = database.connect(tmp_path / "two.db")
+    a = compose.message_id_for(first, 1, 1, "rep@acme.test")
+    assert a == compose.message_id_for(first, 1, 1, "rep@acme.test")
+    assert a != compose.message_id_for(second, 1, 1, "rep@acme.test")
+    assert a != compose.message_id_for(first, 1, 2, "rep@acme.test")

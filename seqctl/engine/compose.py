@@ -10,6 +10,7 @@ import email.policy
 import hashlib
 import hmac
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,13 +31,32 @@ class Composed:
     is_reply: bool
 
 
-def message_id_for(enrollment_id: int, step_id: int, inbox_address: str) -> str:
-    """A Message-ID fixed per (enrollment, step): chosen when the email is queued, so a
-    crashed send can be looked up by it, and preview shows the same one."""
+def message_id_for(db: Database, enrollment_id: int, step_id: int, inbox_address: str) -> str:
+    """The Message-ID of a step's email for an enrollment, chosen when the email is queued
+    (and stored with it), so a crashed send can be looked up by it and preview shows the same.
+    It mixes in a random salt of this database, so a rebuilt database or a second one under the
+    same home never repeats an ID (nor honours an old email's links), and it does not show
+    recipients how many enrollments there are."""
     key = install_secret(config.home())
-    digest = hmac.new(key, f"msgid:{enrollment_id}:{step_id}".encode(), hashlib.sha256)
+    salt = _database_salt(db)
+    digest = hmac.new(key, f"msgid:{salt}:{enrollment_id}:{step_id}".encode(), hashlib.sha256)
     domain = inbox_address.rsplit("@", 1)[-1]
-    return f"<sq.{enrollment_id}.{step_id}.{digest.hexdigest()[:16]}@{domain}>"
+    return f"<sq.{digest.hexdigest()[:24]}@{domain}>"
+
+
+def _queued_message_id(db: Database, enrollment_id: int, step_id: int) -> str | None:
+    row = db.execute("SELECT message_id FROM outbox WHERE enrollment_id = ? AND step_id = ?",
+                     [enrollment_id, step_id]).fetchone()
+    return row[0] if row else None
+
+
+def _database_salt(db: Database) -> str:
+    row = db.execute("SELECT value FROM settings WHERE key = '_message_id_salt'").fetchone()
+    if row is None:
+        db.execute("INSERT OR IGNORE INTO settings (key, value) VALUES ('_message_id_salt', ?)",
+                   [secrets.token_hex(16)])
+        row = db.execute("SELECT value FROM settings WHERE key = '_message_id_salt'").fetchone()
+    return row[0]
 
 
 def _step_content(
@@ -109,11 +129,14 @@ def compose(
     date: datetime,
     variant: str | None = None,
     predict: bool = False,
+    message_id: str | None = None,
 ) -> Composed:
-    """Render the email `step` for `enrollment_id` as it would be sent at `date`. `predict`
+    """Render the email `step` for `enrollment_id` as it would be sent at `date`, with the
+    Message-ID stored when it was queued (`message_id`; computed when previewing). `predict`
     (preview): earlier emails not sent yet are taken as sent, for the thread."""
     try:
-        return _compose(db, enrollment_id, step, date=date, variant=variant, predict=predict)
+        return _compose(db, enrollment_id, step, date=date, variant=variant, predict=predict,
+                        message_id=message_id)
     except ValueError as exc:  # a template or address that cannot be rendered
         raise SeqctlError(f"step {step.get('position')} cannot be rendered: {exc}") from None
 
@@ -126,6 +149,7 @@ def _compose(
     date: datetime,
     variant: str | None = None,
     predict: bool = False,
+    message_id: str | None = None,
 ) -> Composed:
     enr = db.execute(
         "SELECT e.id, e.sequence_id, e.contact_id, e.inbox_id, e.variant, "
@@ -169,7 +193,8 @@ def _compose(
     bcc = [render.render(x, context) for x in json.loads(step.get("bcc_json") or "[]")]
 
     tracking_base = settings.get(db, "tracking_base_url")
-    message_id = message_id_for(enrollment_id, step["id"], address)
+    message_id = message_id or _queued_message_id(db, enrollment_id, step["id"]) or (
+        message_id_for(db, enrollment_id, step["id"], address))
     unsubscribe = Unsubscribe(
         mailto=settings.get(db, "unsubscribe_mailto") or _plus_tag(address, "unsubscribe"),
         url=tracking.link(tracking_base, "u", message_id) if tracking_base else None,
@@ -225,7 +250,8 @@ def _thread(db, enrollment_id, sequence_id, position, variant, owner_id, context
         earlier = _thread(db, enrollment_id, sequence_id, prev_step["position"], variant,
                           owner_id, context, address=address, predict=predict)
     if predict and pending:
-        prev_id = message_id_for(enrollment_id, prev_step["id"], address)
+        prev_id = _queued_message_id(db, enrollment_id, prev_step["id"]) or message_id_for(
+            db, enrollment_id, prev_step["id"], address)
         return render.reply_subject(earlier[0]), prev_id, [*earlier[2], prev_id], None
     return earlier
 

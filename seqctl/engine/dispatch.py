@@ -299,7 +299,8 @@ def _send_one(
         the_plan = plans[row["sequence_id"]]
         step = _step(db, row["step_id"])
         try:
-            composed = compose.compose(db, row["enrollment_id"], step, date=now)
+            composed = compose.compose(db, row["enrollment_id"], step, date=now,
+                                       message_id=row["message_id"])
         except SeqctlError as exc:
             with transaction(db):
                 db.execute(

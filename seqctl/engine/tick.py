@@ -199,7 +199,7 @@ def _fire(db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: Ti
                     email,
                     iso(now),
                     iso(now),
-                    compose.message_id_for(enrollment_id, step["id"], inbox_address),
+                    compose.message_id_for(db, enrollment_id, step["id"], inbox_address),
                     iso(now),
                 ],
             )
@@ -222,7 +222,7 @@ def _fire(db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: Ti
                 enrollment_id,
                 iso(now),
                 iso(now),
-                compose.message_id_for(enrollment_id, step["id"], inbox_address),
+                compose.message_id_for(db, enrollment_id, step["id"], inbox_address),
                 iso(now),
             ],
         )

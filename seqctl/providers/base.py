@@ -67,6 +67,10 @@ class InboxInfo:
 
 class Provider(Protocol):
     kind: str
+    # Seconds after a send during which `find_sent` may answer None for a message that was
+    # in fact sent (a search index that lags, an asynchronous send still in the Outbox).
+    # Reconciliation must not trust "not found" for a claim younger than this.
+    sent_lookup_lag: float
 
     def send(
         self,
@@ -84,7 +88,8 @@ class Provider(Protocol):
 
     def find_sent(self, message_id: str) -> SendResult | None:
         """Look the Message-ID up in the sent mail: the result if it was sent, None if it
-        certainly was not. Raises UndecidableError when the provider cannot tell."""
+        certainly was not (once `sent_lookup_lag` seconds have passed since the send).
+        Raises UndecidableError when the provider cannot tell."""
         ...
 
     def fetch_new(self, cursor: str | None) -> FetchResult:

@@ -46,6 +46,8 @@ from seqctl.providers.oauth import (
     google_error_reasons,
     google_token_uri,
     http_request,
+    json_body,
+    redact,
     save_json_private,
     token_path,
     with_bcc,
@@ -69,6 +71,9 @@ METADATA_HEADERS = (
 RESYNC_QUERY = "newer_than:7d"
 RESYNC_LIMIT = 500
 SENT_SCAN_LIMIT = 100           # metadata-only grants: how far back Sent is scanned
+# Gmail's search (rfc822msgid:) indexes a sent message with a delay: for this long after a
+# send, "not found" does not mean "not sent".
+SENT_LOOKUP_LAG = 900.0
 _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 _SKIPPED_LABELS = frozenset({"SENT", "DRAFT"})
 
@@ -101,6 +106,10 @@ class _TimedRequest(GoogleRequest):
 
 def _credentials_from_info(info: dict[str, Any]) -> Credentials:
     # The token endpoint comes from the environment at call time, never from the file.
+    if not isinstance(info, dict):
+        raise ValueError("not a JSON object")
+    info = {k: v.strip() if k in _TOKEN_FIELDS and isinstance(v, str) else v
+            for k, v in info.items()}
     missing = [name for name in _AUTHORIZED_USER_FIELDS if not info.get(name)]
     if missing:
         raise ValueError(f"missing field {missing[0]!r}")
@@ -125,13 +134,19 @@ def _refresh(credentials: Credentials, session: requests.Session, timeout: float
         credentials.refresh(_TimedRequest(session, timeout))
     except google_exceptions.RefreshError as exc:
         data = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
+        detail = redact(exc.args[0] if exc.args else exc)
         if data.get("error") in REVOKED_GRANT_ERRORS or not credentials.refresh_token:
-            raise AuthRevokedError(f"Google refused the refresh token: {exc.args[0]}") from exc
+            raise AuthRevokedError(f"Google refused the refresh token: {detail}") from None
         if getattr(exc, "retryable", False):
-            raise TransientError(f"Google token refresh failed: {exc.args[0]}") from exc
-        raise ProviderError(f"Google token refresh failed: {exc.args[0]}") from exc
+            raise TransientError(f"Google token refresh failed: {detail}") from None
+        raise ProviderError(f"Google token refresh failed: {detail}") from None
     except google_exceptions.TransportError as exc:
-        raise TransientError(f"Google token refresh failed: {exc}") from exc
+        raise TransientError(f"Google token refresh failed: {redact(exc)}") from None
+    except (UnicodeError, ValueError) as exc:
+        raise ProviderError(
+            "Google token refresh failed: a stored credential holds characters HTTP cannot "
+            f"carry ({type(exc).__name__})"
+        ) from None
 
 
 def _header_block(headers: Iterable[dict[str, str]], mime_type: str | None) -> bytes:
@@ -169,6 +184,7 @@ class GmailProvider:
     """An inbox backed by the Gmail API. Token: `$SEQCTL_HOME/tokens/gmail-<address>.json`."""
 
     kind = "gmail"
+    sent_lookup_lag: float = SENT_LOOKUP_LAG
 
     def __init__(
         self,
@@ -204,10 +220,15 @@ class GmailProvider:
                 raise AuthRevokedError(
                     f"no Gmail token for {self.address}; {self._reconnect_hint()}"
                 ) from None
-            except ValueError as exc:
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 raise AuthRevokedError(
-                    f"the Gmail token file {self.token_file} is unusable ({exc}); "
+                    f"the Gmail token file {self.token_file} is unusable ({redact(exc)}); "
                     f"{self._reconnect_hint()}"
+                ) from None
+            except OSError as exc:
+                raise ProviderError(
+                    f"cannot read the Gmail token file {self.token_file}: "
+                    f"{exc.strerror or type(exc).__name__}"
                 ) from None
         return self._credentials
 
@@ -234,7 +255,13 @@ class GmailProvider:
         assert self._info is not None
         fresh = json.loads(credentials.to_json(strip=["token_uri"]))
         self._info = {**self._info, **{k: v for k, v in fresh.items() if v is not None}}
-        save_json_private(self.token_file, self._info)
+        try:
+            save_json_private(self.token_file, self._info)
+        except OSError as exc:
+            raise ProviderError(
+                f"cannot save the Gmail token file {self.token_file}: "
+                f"{exc.strerror or type(exc).__name__}"
+            ) from None
 
     def _access_token(self) -> str:
         credentials = self._load()
@@ -256,6 +283,7 @@ class GmailProvider:
         """An authorized call to a Google API. 401 refreshes the token once and retries;
         statuses in `allow` are returned, other failures raised as provider errors."""
         extra_headers = kwargs.pop("headers", {})
+        unsafe = bool(kwargs.get("unsafe"))
         token = self._access_token()
         for attempt in (1, 2):
             response = http_request(
@@ -273,13 +301,14 @@ class GmailProvider:
             )
         if response.status_code == 403 and google_error_reasons(response) & _RATE_LIMIT_REASONS:
             raise TransientError(f"{what}: rate limited by Gmail (403)", retry_after=None)
-        raise error_for_response(response, what)
+        raise error_for_response(response, what, unsafe=unsafe)
 
     def _gmail(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return self.request(method, f"{gmail_api_url()}/gmail/v1/users/me/{path}", **kwargs)
 
     def profile(self) -> dict[str, Any]:
-        return self._gmail("GET", "profile", what="Gmail getProfile").json()
+        what = "Gmail getProfile"
+        return json_body(self._gmail("GET", "profile", what=what), what)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -295,10 +324,18 @@ class GmailProvider:
         body: dict[str, Any] = {"raw": base64.urlsafe_b64encode(raw).decode("ascii")}
         if thread_id:
             body["threadId"] = thread_id
-        sent = self._gmail(
+        response = self._gmail(
             "POST", "messages/send", json=body, what="Gmail send", unsafe=True
-        ).json()
-        gmail_id = sent["id"]
+        )
+        try:
+            sent = json_body(response, "Gmail send")
+            gmail_id = sent["id"]
+        except (ProviderError, KeyError, TypeError):
+            # Gmail answered 2xx: the message was accepted, only its id is unreadable.
+            raise UndecidableError(
+                f"Gmail send: HTTP {response.status_code} without a readable message id; "
+                "the message was probably sent"
+            ) from None
         final_message_id = self._read_back_message_id(gmail_id) or message_id
         return SendResult(
             provider_message_id=gmail_id,
@@ -325,22 +362,26 @@ class GmailProvider:
             raise
         except ProviderError as exc:
             raise UndecidableError(f"cannot look {message_id} up in Gmail: {exc}") from exc
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise UndecidableError(
+                f"cannot look {message_id} up in Gmail: unexpected answer ({type(exc).__name__})"
+            ) from None
 
     def _search_sent(self, bare: str, message_id: str) -> SendResult | None:
-        found = self._gmail(
+        found = json_body(self._gmail(
             "GET", "messages", what="Gmail messages.list",
             params={"q": f"rfc822msgid:{bare} in:sent", "maxResults": 5},
-        ).json()
+        ), "Gmail messages.list")
         for item in found.get("messages", []):
             return SendResult(item["id"], item.get("threadId"), message_id)
         return None
 
     def _scan_sent(self, bare: str, message_id: str) -> SendResult | None:
         """gmail.metadata cannot search: read the Message-ID of the most recent sent mail."""
-        listing = self._gmail(
+        listing = json_body(self._gmail(
             "GET", "messages", what="Gmail messages.list",
             params={"labelIds": "SENT", "maxResults": SENT_SCAN_LIMIT},
-        ).json()
+        ), "Gmail messages.list")
         for item in listing.get("messages", []):
             meta = self._get_metadata(item["id"], ("Message-ID",))
             if meta and _headers_by_name(meta).get("message-id", "").strip("<>") == bare:
@@ -371,7 +412,7 @@ class GmailProvider:
             )
             if response.status_code == 404:
                 return self._resync()
-            page = response.json()
+            page = json_body(response, "Gmail history.list")
             for record in page.get("history", []):
                 for item in record.get("messagesAdded", []):
                     message = item.get("message", {})
@@ -393,9 +434,9 @@ class GmailProvider:
             params["q"] = RESYNC_QUERY
         ids: dict[str, None] = {}
         while len(ids) < self.resync_limit:
-            page = self._gmail(
+            page = json_body(self._gmail(
                 "GET", "messages", what="Gmail messages.list", params=params
-            ).json()
+            ), "Gmail messages.list")
             for item in page.get("messages", [])[: self.resync_limit - len(ids)]:
                 ids.setdefault(item["id"])
             if not page.get("nextPageToken"):
@@ -416,7 +457,7 @@ class GmailProvider:
             "GET", f"messages/{gmail_id}", what="Gmail messages.get", allow=(404,),
             params={"format": "metadata", "metadataHeaders": list(names)},
         )
-        return None if response.status_code == 404 else response.json()
+        return None if response.status_code == 404 else json_body(response, "Gmail messages.get")
 
     def _inbound(self, gmail_id: str) -> InboundMessage | None:
         meta = self._get_metadata(gmail_id, METADATA_HEADERS)
@@ -432,7 +473,7 @@ class GmailProvider:
                 params={"format": "raw"},
             )
             if full.ok:
-                raw = _b64decode(full.json()["raw"])
+                raw = _b64decode(json_body(full, "Gmail messages.get")["raw"])
         if raw is None:
             raw = _header_block(payload.get("headers", []), payload.get("mimeType"))
         received_at = None
@@ -534,7 +575,7 @@ def connect_gmail(
     except SeqctlError:
         raise
     except Exception as exc:            # oauthlib/requests/timeouts: one clean line
-        raise SeqctlError(f"Google authorization failed: {exc}") from exc
+        raise SeqctlError(f"Google authorization failed: {redact(exc)}") from None
     if not credentials.refresh_token:
         raise SeqctlError(
             "Google returned no refresh token; remove seqctl at "
@@ -560,6 +601,8 @@ def connect_gmail(
 
 
 _AUTHORIZED_USER_FIELDS = ("client_id", "client_secret", "refresh_token")
+_TOKEN_FIELDS = (*_AUTHORIZED_USER_FIELDS, "token")
+_BAD_TOKEN_CHARACTER = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 def import_gmail_credentials(address: str, credentials: Path, home: Path) -> Path:
@@ -582,6 +625,19 @@ def import_gmail_credentials(address: str, credentials: Path, home: Path) -> Pat
                 f"{credentials}: missing field \"{field}\" "
                 f"(an authorized-user JSON needs {', '.join(_AUTHORIZED_USER_FIELDS)})"
             )
+    for field in _TOKEN_FIELDS:
+        value = info.get(field)
+        if field == "token" and not value:
+            continue
+        if not isinstance(value, str):
+            raise SeqctlError(f"{credentials}: field \"{field}\" must be a string")
+        value = value.strip()           # a pasted token often ends in a newline
+        if _BAD_TOKEN_CHARACTER.search(value):
+            raise SeqctlError(
+                f"{credentials}: field \"{field}\" contains whitespace or control characters "
+                "inside the value; copy it again as one unbroken string"
+            )
+        info[field] = value
     scopes = info.get("scopes") or gmail_scopes()
     if isinstance(scopes, str):
         scopes = scopes.split()

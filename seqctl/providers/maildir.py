@@ -26,6 +26,7 @@ from seqctl.providers.base import (
     InboxInfo,
     ProviderError,
     SendResult,
+    UndecidableError,
 )
 
 SUBDIRS = ("new", "cur", "tmp")
@@ -116,6 +117,7 @@ class MaildirProvider:
     """Sends by writing to `DIR/sent`, receives from `DIR/inbox`."""
 
     kind = "maildir"
+    sent_lookup_lag: float = 0.0    # the file is in DIR/sent before send() returns
 
     def __init__(self, inbox: InboxInfo):
         self.inbox = inbox
@@ -162,9 +164,12 @@ class MaildirProvider:
         """The file in DIR/sent (new/ or cur/) with this Message-ID, or None. The folder is
         local, so the answer is always certain."""
         wanted = message_id.strip()
-        for key, path in _list(self.sent_dir):
-            if _message_id(path) == wanted:
-                return SendResult(provider_message_id=key, thread_id=None, message_id=wanted)
+        try:
+            for key, path in _list(self.sent_dir):
+                if _message_id(path) == wanted:
+                    return SendResult(provider_message_id=key, thread_id=None, message_id=wanted)
+        except OSError as error:        # unreadable folder or file: the answer is unknown
+            raise UndecidableError(f"cannot read {self.sent_dir}: {error}") from error
         return None
 
     def fetch_new(self, cursor: str | None) -> FetchResult:
@@ -173,6 +178,12 @@ class MaildirProvider:
         With no cursor, what is already there counts as old (nothing is returned), unless
         seqctl created the folder itself (then all of it arrived after the inbox was added)."""
         self._ensure()
+        try:
+            return self._fetch_new(cursor)
+        except OSError as error:
+            raise ProviderError(f"cannot read {self.inbox_dir}: {error}") from error
+
+    def _fetch_new(self, cursor: str | None) -> FetchResult:
         present = _list(self.inbox_dir)
         present_keys = {key for key, _ in present}
         if cursor is None:

@@ -1,6 +1,8 @@
 """What the OAuth providers (Gmail, Outlook) share: endpoints read from the environment at call
 time, token file paths, HTTP calls with a timeout, and turning HTTP failures into the provider
-errors of base.py (429/5xx/timeouts transient with Retry-After, the rest permanent)."""
+errors of base.py (429/5xx/timeouts transient with Retry-After, the rest permanent; for a send,
+a 5xx or a timeout after the request went out is undecidable), and `redact`, which every
+provider applies to error text built from a response body or a library exception."""
 
 from __future__ import annotations
 
@@ -29,6 +31,34 @@ REVOKED_GRANT_ERRORS = frozenset(
 
 # 408/429 and 5xx are worth retrying later; 501 (not implemented) never gets better.
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# For an unsafe request (a send) only these say "not processed, try again": 408 (the request
+# never fully arrived), 429 (throttled before processing), 503 (the service did not take it).
+# Any other 5xx came after the message was handed over: it may have gone out.
+UNSAFE_RETRYABLE_STATUSES = frozenset({408, 429, 503})
+NOT_IMPLEMENTED = 501
+
+_SECRET_NAMES = r"(?:access_token|refresh_token|id_token|client_secret|password|passwd)"
+_REDACTIONS = (
+    # Authorization header values, also inside XOAUTH2 strings ("auth=Bearer ...").
+    (re.compile(r"""(?i)\b(Bearer)(\s+)[^\s'",]+"""), r"\1\2***"),
+    (re.compile(r"(?i)\b(Basic)(\s+)[A-Za-z0-9+/=]{8,}"), r"\1\2***"),
+    # JSON / Python-repr pairs: "access_token": "...", 'password': '...'
+    (re.compile(rf"""(?i)(["']{_SECRET_NAMES}["']\s*:\s*)(["'])(?:\\.|(?!\2).)*\2"""),
+     r"\1\2***\2"),
+    # form / query / key=value pairs: access_token=...&, password: ...
+    (re.compile(rf"""(?i)(\b{_SECRET_NAMES}\b["']?\s*[=:]\s*)(?!["'])[^\s&,;"'}}]+"""),
+     r"\1***"),
+)
+
+
+def redact(text: object) -> str:
+    """`text` (an exception, a response body...) with credentials masked: Bearer/Basic
+    header values and the values of access_token, refresh_token, id_token, client_secret
+    and password fields in JSON, form, query and key=value notation."""
+    result = str(text)
+    for pattern, replacement in _REDACTIONS:
+        result = pattern.sub(replacement, result)
+    return result
 
 
 def _env_url(name: str, default: str) -> str:
@@ -119,14 +149,40 @@ def google_error_reasons(response: requests.Response) -> set[str]:
         return set()
 
 
-def error_for_response(response: requests.Response, what: str) -> ProviderError:
-    """The provider error for a failed (non-2xx) response. Transient ones carry Retry-After."""
-    message = f"{what}: HTTP {response.status_code}: {api_error_message(response)}"
-    if response.status_code in TRANSIENT_STATUSES:
-        return TransientError(
-            message, retry_after=parse_retry_after(response.headers.get("Retry-After"))
+def error_for_response(
+    response: requests.Response, what: str, *, unsafe: bool = False
+) -> ProviderError:
+    """The provider error for a failed (non-2xx) response. Transient ones carry Retry-After.
+
+    With `unsafe` (a send): 408/429/503 are transient (not processed), other 5xx answers
+    are UndecidableError: the server had the whole message, so it may have gone out, and a
+    blind retry could send it twice."""
+    status = response.status_code
+    detail = redact(api_error_message(response))
+    message = f"{what}: HTTP {status}: {detail}"
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if unsafe and status >= 500 and status != NOT_IMPLEMENTED:
+        if status in UNSAFE_RETRYABLE_STATUSES:
+            return TransientError(message, retry_after=retry_after)
+        return UndecidableError(
+            f"{what}: the server answered {status} after the message was handed over; "
+            f"it may have been sent ({detail})"
         )
+    if status in TRANSIENT_STATUSES:
+        return TransientError(message, retry_after=retry_after)
     return ProviderError(message)
+
+
+def json_body(response: requests.Response, what: str) -> Any:
+    """The JSON of a successful response; an unreadable body (an HTML page from a proxy)
+    is a ProviderError, not a stray ValueError."""
+    try:
+        return response.json()
+    except ValueError:
+        kind = response.headers.get("Content-Type") or "no content type"
+        raise ProviderError(
+            f"{what}: HTTP {response.status_code} with a body that is not JSON ({kind})"
+        ) from None
 
 
 def _never_reached_server(exc: requests.RequestException) -> bool:
@@ -152,7 +208,8 @@ def http_request(
 ) -> requests.Response:
     """One HTTP call; timeouts and refused connections become TransientError. With
     `unsafe` (a send), a failure after the request may have reached the server raises
-    UndecidableError instead: retrying blindly could send twice."""
+    UndecidableError instead: retrying blindly could send twice. Error messages are
+    redacted: a requests exception can quote the Authorization header."""
     try:
         return session.request(method, url, timeout=timeout, **kwargs)
     except (requests.Timeout, requests.ConnectionError) as exc:
@@ -160,10 +217,17 @@ def http_request(
             raise UndecidableError(
                 f"{what}: the connection failed after the request was sent, so it may have "
                 f"gone through ({type(exc).__name__})"
-            ) from exc
-        raise TransientError(f"{what}: {type(exc).__name__}: {exc}") from exc
+            ) from None
+        raise TransientError(f"{what}: {type(exc).__name__}: {redact(exc)}") from None
     except requests.RequestException as exc:
-        raise ProviderError(f"{what}: {exc}") from exc
+        raise ProviderError(f"{what}: {type(exc).__name__}: {redact(exc)}") from None
+    except (UnicodeError, ValueError) as exc:
+        # http.client encodes header values as latin-1: a token with other characters
+        # fails here, before anything was sent.
+        raise ProviderError(
+            f"{what}: the request could not be encoded ({type(exc).__name__}); "
+            "a stored token or a header holds characters HTTP cannot carry"
+        ) from None
 
 
 def with_bcc(raw: bytes, bcc: Iterable[str]) -> bytes:

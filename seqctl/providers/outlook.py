@@ -2,7 +2,9 @@
 
 Send: `POST /me/sendMail` with the base64 MIME as the body (Graph keeps our headers, so
 In-Reply-To/References thread replies), then the copy in Sent Items is looked up by
-internetMessageId for the Graph id and conversationId. Sync: a delta round on the inbox folder
+internetMessageId for the Graph id and conversationId. sendMail is asynchronous: the message
+may sit in the Outbox for a while, so `find_sent` searches every folder (`/me/messages`), and
+for `sent_lookup_lag` seconds after a send "not found" does not mean "not sent". Sync: a delta round on the inbox folder
 (`changeType=created`, so flag changes never come back); the cursor is the deltaLink. Each new
 message is read whole as MIME (`/messages/{id}/$value`).
 
@@ -40,8 +42,10 @@ from seqctl.providers.oauth import (
     error_for_response,
     graph_api_url,
     http_request,
+    json_body,
     ms_authority,
     poll,
+    redact,
     token_path,
     with_bcc,
 )
@@ -64,6 +68,26 @@ RESYNC_LIMIT = 500
 PAGE_SIZE = 50
 _DELTA_EXPIRED_CODES = frozenset({"syncstatenotfound", "syncstateinvalid", "resyncrequired"})
 _TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+# sendMail answers 202 and sends later: the message can stay in the Outbox (and out of every
+# search) for minutes. Reconciliation waits this long before trusting "not found".
+SENT_LOOKUP_LAG = 900.0
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlparse(url)
+    scheme = (parts.scheme or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
+
+
+def is_graph_url(url: str) -> bool:
+    """True when `url` has the scheme, host and port of `graph_api_url()`: the only place
+    the access token may be sent."""
+    return bool(url) and _origin(url) == _origin(graph_api_url())
 
 
 def outlook_scopes(calendar: bool = False) -> list[str]:
@@ -84,11 +108,15 @@ def build_msal_app(
             client_id, authority=authority, token_cache=cache, timeout=timeout, **extra
         )
     except (requests.ConnectionError, requests.Timeout) as exc:
-        raise TransientError(f"cannot reach Microsoft sign-in at {authority}: {exc}") from exc
+        raise TransientError(
+            f"cannot reach Microsoft sign-in at {authority}: {redact(exc)}"
+        ) from None
     except requests.RequestException as exc:
-        raise TransientError(f"Microsoft sign-in at {authority} failed: {exc}") from exc
+        raise TransientError(f"Microsoft sign-in at {authority} failed: {redact(exc)}") from None
     except ValueError as exc:
-        raise ProviderError(f"Microsoft sign-in at {authority} is unusable: {exc}") from exc
+        raise ProviderError(
+            f"Microsoft sign-in at {authority} is unusable: {redact(exc)}"
+        ) from None
 
 
 class _DeltaExpired(Exception):
@@ -99,6 +127,7 @@ class OutlookProvider:
     """An inbox backed by Microsoft Graph. `inbox.config` holds "client_id" and "tenant"."""
 
     kind = "outlook"
+    sent_lookup_lag: float = SENT_LOOKUP_LAG
 
     def __init__(
         self,
@@ -148,10 +177,15 @@ class OutlookProvider:
                 raise AuthRevokedError(
                     f"no Outlook token for {self.address}; {self._reconnect_hint()}"
                 ) from None
-            except ValueError as exc:
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 raise AuthRevokedError(
-                    f"the Outlook token file {self.token_file} is unusable ({exc}); "
-                    f"{self._reconnect_hint()}"
+                    f"the Outlook token file {self.token_file} is unusable "
+                    f"({redact(exc)}); {self._reconnect_hint()}"
+                ) from None
+            except OSError as exc:
+                raise ProviderError(
+                    f"cannot read the Outlook token file {self.token_file}: "
+                    f"{exc.strerror or type(exc).__name__}"
                 ) from None
             self._cache = cache
             self._app = build_msal_app(self.client_id, self.tenant, cache, timeout=self.timeout)
@@ -159,7 +193,13 @@ class OutlookProvider:
 
     def _save_cache(self) -> None:
         if self._cache is not None and self._cache.has_state_changed:
-            write_private(self.token_file, self._cache.serialize())
+            try:
+                write_private(self.token_file, self._cache.serialize())
+            except OSError as exc:
+                raise ProviderError(
+                    f"cannot save the Outlook token file {self.token_file}: "
+                    f"{exc.strerror or type(exc).__name__}"
+                ) from None
             self._cache.has_state_changed = False
 
     def access_token(self, scopes: list[str] | None = None, *, force_refresh: bool = False) -> str:
@@ -178,15 +218,17 @@ class OutlookProvider:
                 scopes or list(MAIL_SCOPES), account=account, force_refresh=force_refresh
             )
         except requests.RequestException as exc:
-            raise TransientError(f"Microsoft token refresh failed: {exc}") from exc
+            raise TransientError(f"Microsoft token refresh failed: {redact(exc)}") from None
         except ValueError as exc:           # a non-JSON answer (an HTML 5xx page)
-            raise TransientError(f"Microsoft token refresh failed: {exc}") from exc
+            raise TransientError(f"Microsoft token refresh failed: {redact(exc)}") from None
         finally:
             self._save_cache()
         if result and "access_token" in result:
             return result["access_token"]
-        error = (result or {}).get("error", "")
-        description = (result or {}).get("error_description", "no usable token in the cache")
+        error = redact((result or {}).get("error", ""))
+        description = redact(
+            (result or {}).get("error_description") or "no usable token in the cache"
+        )
         if error in _TRANSIENT_OAUTH_ERRORS:
             raise TransientError(f"Microsoft token refresh failed: {error}: {description}")
         if not result or error in REVOKED_GRANT_ERRORS:
@@ -210,7 +252,13 @@ class OutlookProvider:
     ) -> requests.Response:
         """An authorized Graph call. 401 forces one token refresh and a retry; statuses in
         `allow` are returned, other failures raised as provider errors."""
+        if not is_graph_url(url):
+            raise ProviderError(
+                f"{what}: refusing to send the access token to {_origin(url)[1] or url!r}, "
+                f"which is not the Graph API host of {graph_api_url()}"
+            )
         extra_headers = kwargs.pop("headers", {})
+        unsafe = bool(kwargs.get("unsafe"))
         token = self.access_token(scopes)
         for attempt in (1, 2):
             response = http_request(
@@ -226,7 +274,7 @@ class OutlookProvider:
             raise AuthRevokedError(
                 f"{what}: Graph rejected a freshly refreshed token; {self._reconnect_hint()}"
             )
-        raise error_for_response(response, what)
+        raise error_for_response(response, what, unsafe=unsafe)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -251,26 +299,32 @@ class OutlookProvider:
         return found or SendResult(provider_message_id="", thread_id=None, message_id=message_id)
 
     def _lookup_sent_quietly(self, message_id: str) -> SendResult | None:
-        # Already sent: a failing lookup must never look like a failed send.
+        # Already sent: a failing lookup must never look like a failed send. The copy in
+        # Sent Items is waited for (its id is the one that lasts; an Outbox item's id
+        # changes when Exchange moves it).
         try:
-            return self._lookup_sent(message_id)
-        except ProviderError:
+            return self._lookup_sent(message_id, folder="sentitems")
+        except (ProviderError, KeyError, TypeError, AttributeError):
             return None
 
-    def _lookup_sent(self, message_id: str) -> SendResult | None:
+    def _lookup_sent(self, message_id: str, *, folder: str | None = None) -> SendResult | None:
+        """The message with this internetMessageId in `folder`, or in any folder (Outbox,
+        Sent Items, ...) when `folder` is None."""
         bracketed = message_id.strip()
         if not bracketed.startswith("<"):
             bracketed = f"<{bracketed}>"
         quoted = bracketed.replace("'", "''")
-        found = self.request(
-            "GET", f"{graph_api_url()}/me/mailFolders/sentitems/messages",
-            what="Graph sent items lookup",
+        path = f"/me/mailFolders/{folder}/messages" if folder else "/me/messages"
+        what = "Graph sent items lookup" if folder else "Graph message lookup"
+        found = json_body(self.request(
+            "GET", f"{graph_api_url()}{path}",
+            what=what,
             params={
                 "$filter": f"internetMessageId eq '{quoted}'",
                 "$select": "id,conversationId,internetMessageId",
                 "$top": "5",
             },
-        ).json()
+        ), what)
         for item in found.get("value", []):
             return SendResult(
                 provider_message_id=item["id"],
@@ -280,12 +334,18 @@ class OutlookProvider:
         return None
 
     def find_sent(self, message_id: str) -> SendResult | None:
+        """Search every folder: a message sendMail accepted may still be in the Outbox."""
         try:
             return self._lookup_sent(message_id)
         except AuthRevokedError:
             raise
         except ProviderError as exc:
             raise UndecidableError(f"cannot look {message_id} up in Outlook: {exc}") from exc
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise UndecidableError(
+                f"cannot look {message_id} up in Outlook: unexpected answer "
+                f"({type(exc).__name__})"
+            ) from None
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -310,21 +370,36 @@ class OutlookProvider:
                 if response.status_code == 410 or _graph_error_code(response) in _DELTA_EXPIRED_CODES:
                     raise _DeltaExpired()
                 raise error_for_response(response, "Graph messages delta")
-            page = response.json()
+            page = json_body(response, "Graph messages delta")
             items.extend(item for item in page.get("value", []) if "@removed" not in item)
             if page.get("@odata.nextLink"):
-                url = page["@odata.nextLink"]
+                url = self._checked_link(page["@odata.nextLink"], "nextLink")
                 continue
             delta_link = page.get("@odata.deltaLink")
             if not delta_link:
                 raise ProviderError("Graph messages delta: a page had neither nextLink nor deltaLink")
-            return items, delta_link
+            return items, self._checked_link(delta_link, "deltaLink")
+
+    @staticmethod
+    def _checked_link(link: str, name: str) -> str:
+        """A link from a Graph answer, followed (with the token) only on the Graph host."""
+        if not isinstance(link, str) or not is_graph_url(link):
+            host = _origin(link)[1] if isinstance(link, str) else ""
+            raise ProviderError(
+                f"Graph messages delta: the @odata.{name} points to {host or 'an unknown host'!r}, "
+                f"not to {graph_api_url()}; refusing to follow it"
+            )
+        return link
 
     def fetch_new(self, cursor: str | None) -> FetchResult:
         if cursor is None:
             # A new round from now on: nothing old is fetched, only the deltaLink kept.
             _, delta_link = self._delta_round(self._initial_delta_url(datetime.now(UTC)))
             return FetchResult(messages=[], cursor=delta_link)
+        if not is_graph_url(cursor):
+            # Stored for another Graph host (the endpoint changed, or the value was tampered
+            # with): never send it the token; start a fresh round on the current host.
+            return self._resync()
         try:
             items, delta_link = self._delta_round(cursor)
         except _DeltaExpired:
@@ -400,7 +475,7 @@ def connect_outlook(
     except ProviderError as exc:
         raise SeqctlError(str(exc)) from exc
     except requests.RequestException as exc:
-        raise SeqctlError(f"cannot reach Microsoft sign-in: {exc}") from exc
+        raise SeqctlError(f"cannot reach Microsoft sign-in: {redact(exc)}") from None
     if "user_code" not in flow:
         raise SeqctlError(
             f"Microsoft refused to start the sign-in: {flow.get('error')}: "
@@ -410,7 +485,7 @@ def connect_outlook(
     try:
         result = app.acquire_token_by_device_flow(flow)
     except requests.RequestException as exc:
-        raise SeqctlError(f"Microsoft sign-in failed: {exc}") from exc
+        raise SeqctlError(f"Microsoft sign-in failed: {redact(exc)}") from None
     if "access_token" not in result:
         description = (result.get("error_description") or "").splitlines()
         raise SeqctlError(

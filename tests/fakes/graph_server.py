@@ -2,6 +2,8 @@
 
 - POST /me/sendMail with `Content-Type: text/plain` and a base64 MIME body → 202
 - GET  /me/mailFolders/sentitems/messages?$filter=internetMessageId eq '<...>'
+- GET  /me/messages?$filter=internetMessageId eq '<...>' (every folder: Outbox, Sent Items,
+  Inbox)
 - GET  /me/mailFolders/inbox/messages/delta (changeType, $filter receivedDateTime ge,
   Prefer: odata.maxpagesize, @odata.nextLink / @odata.deltaLink, 410 when expired)
 - GET  /me/messages/{id}/$value, GET /me, GET /me/calendarView
@@ -63,6 +65,13 @@ class GraphServer(FakeServer):
         self.address = address
         self.page_size = page_size
         self.sent_item_delay = sent_item_delay    # lookups that miss before the copy appears
+        # sendMail is asynchronous: with hold_in_outbox, sent messages wait in `outbox`
+        # (found by /me/messages, not by the Sent Items folder) until release_outbox().
+        self.hold_in_outbox = False
+        self.outbox: list[GraphMessage] = []
+        # Base of the @odata links handed out (default: this server); a test can point it
+        # at another host to see whether the client follows it.
+        self.link_base: str | None = None
         self._ids = itertools.count(1)
         self._sequence = itertools.count(1)
         self.inbox: list[GraphMessage] = []
@@ -79,6 +88,12 @@ class GraphServer(FakeServer):
         with self.lock:
             return self._store(raw, self.inbox, received_at).id
 
+    def release_outbox(self) -> None:
+        """Exchange got round to it: the Outbox messages move to Sent Items."""
+        with self.lock:
+            self.sent.extend(self.outbox)
+            self.outbox.clear()
+
     def expire_delta(self) -> None:
         """Every deltaLink handed out so far answers 410 Gone."""
         with self.lock:
@@ -91,7 +106,8 @@ class GraphServer(FakeServer):
         headers = BytesHeaderParser().parsebytes(raw)
         message_id = headers.get("Message-ID") or f"<fake-{next(self._ids)}@outlook.example>"
         reply_to = (headers.get("In-Reply-To") or "").strip()
-        known = next((m for m in self.sent + self.inbox if m.internet_message_id == reply_to),
+        known = next((m for m in self.sent + self.outbox + self.inbox
+                      if m.internet_message_id == reply_to),
                      None)
         number = next(self._ids)
         message = GraphMessage(
@@ -125,11 +141,14 @@ class GraphServer(FakeServer):
             return self._send(request)
         if path == "/me/mailFolders/sentitems/messages":
             return self._sentitems(request)
+        if path == "/me/messages":
+            return self._all_messages(request)
         if path == "/me/mailFolders/inbox/messages/delta":
             return self._delta(request)
         match = re.fullmatch(r"/me/messages/([^/]+)/\$value", path)
         if match:
-            found = next((m for m in self.inbox + self.sent if m.id == match.group(1)), None)
+            found = next((m for m in self.inbox + self.sent + self.outbox
+                          if m.id == match.group(1)), None)
             if found is None:
                 return self.error(404, "The specified object was not found in the store.")
             return Response(200, found.raw, {"Content-Type": "text/plain"})
@@ -144,7 +163,7 @@ class GraphServer(FakeServer):
             raw = base64.b64decode(request.body, validate=True)
         except (binascii.Error, ValueError):
             return self.error(400, "Invalid base64 string for MIME content.")
-        message = self._store(raw, self.sent)
+        message = self._store(raw, self.outbox if self.hold_in_outbox else self.sent)
         self.sent_mime.append(raw)
         self.deliveries[message.internet_message_id] += 1
         return Response(202, b"")
@@ -163,8 +182,21 @@ class GraphServer(FakeServer):
              "internetMessageId": m.internet_message_id} for m in found
         ]})
 
+    def _all_messages(self, request: Request) -> Response:
+        wanted = re.fullmatch(r"internetMessageId eq '(.*)'", request.arg("$filter") or "")
+        if not wanted:
+            return self.error(400, "Invalid filter clause")
+        target = wanted.group(1).replace("''", "'")
+        found = [m for m in self.outbox + self.sent + self.inbox
+                 if m.internet_message_id == target]
+        return json_response(200, {"value": [
+            {"id": m.id, "conversationId": m.conversation_id,
+             "internetMessageId": m.internet_message_id} for m in found
+        ]})
+
     def _delta_url(self, **params: str) -> str:
-        return f"{self.url}/v1.0/me/mailFolders/inbox/messages/delta?{urlencode(params)}"
+        base = self.link_base or f"{self.url}/v1.0"
+        return f"{base}/me/mailFolders/inbox/messages/delta?{urlencode(params)}"
 
     def _delta(self, request: Request) -> Response:
         prefer = request.headers.get("prefer", "")
