@@ -7,6 +7,7 @@ JSON-valued columns end in `_json`.
 from __future__ import annotations
 
 import fcntl
+import os
 import sqlite3
 from pathlib import Path
 
@@ -256,8 +257,11 @@ def connect(path: Path | None = None) -> Database:
     """Open (creating if missing) the database, apply pending migrations, and return it."""
     path = path or config.db_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        new = not path.exists()
         conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        if new:     # contacts and whole emails: for the owner's eyes only (SQLite gives the
+            os.chmod(path, 0o600)   # -wal and -shm files the database file's mode)
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")

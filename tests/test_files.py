@@ -33,3 +33,11 @@ def test_write_private_is_0600_and_replaces_atomically(tmp_path):
     assert target.read_text() == "two"
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert [p.name for p in target.parent.iterdir()] == ["t.json"]
+
+
+def test_a_new_database_is_private(home):
+    from seqctl import db as database
+
+    database.get().execute("INSERT INTO settings (key, value) VALUES ('x', 'y')")
+    for name in ("seqctl.db", "seqctl.db-wal"):
+        assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, name
