@@ -267,3 +267,63 @@ def test_message_ids_never_repeat_across_databases_sharing_a_home(home, tmp_path
     assert a == compose.message_id_for(first, 1, 1, "rep@acme.test")
     assert a != compose.message_id_for(second, 1, 1, "rep@acme.test")
     assert a != compose.message_id_for(first, 1, 2, "rep@acme.test")
+
+
+class _FlakyMaildir:
+    """The real maildir provider, whose first send answers 'try again in a moment'; `meanwhile`
+    runs before that answer (a reply or an unsubscribe arriving during the retry wait)."""
+
+    def __init__(self, inner, meanwhile):
+        self.inner, self.meanwhile, self.calls = inner, meanwhile, 0
+        self.kind, self.sent_lookup_lag = inner.kind, 0
+
+    def send(self, raw, **kwargs):
+        from seqctl.providers.base import TransientError
+
+        self.calls += 1
+        if self.calls == 1:
+            self.meanwhile()
+            raise TransientError("421 try again", retry_after=0.05)
+        return self.inner.send(raw, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("event", ["unsubscribe", "reply"])
+def test_an_exit_during_a_retry_wait_stops_the_resend(home, event):
+    from seqctl import db as database
+    from seqctl.engine import cycle, dispatch, outcomes
+
+    db, maildir = setup_account(home)
+    now = at("2026-03-02T14:00:00Z")
+    apply_yaml(db, CADENCE, now)
+    enroll_all(db, "cadence", ["ann@a.test"], now)
+    contact = db.execute("SELECT id FROM contacts").fetchone()[0]
+
+    def meanwhile():
+        other = database.connect()
+        if event == "unsubscribe":
+            outcomes.on_unsubscribe(other, contact, now)
+        else:
+            outcomes.on_reply(other, contact, now)
+        other.close()
+
+    providers = []
+
+    def factory(inbox):
+        providers.append(_FlakyMaildir(dispatch.default_factory(inbox), meanwhile))
+        return providers[-1]
+
+    clock.set_now(now)
+    try:
+        counts = cycle.run(db, now, factory=factory)
+    finally:
+        clock.set_now(None)
+    assert sum(p.calls for p in providers) == 1, counts
+    assert counts.emails_sent == 0
+    assert sent_files(maildir) == []
+    status = db.execute("SELECT status FROM outbox").fetchone()[0]
+    assert status in ("cancelled", "skipped")
+    tick(db, now + timedelta(days=3))
+    assert sent_files(maildir) == []

@@ -318,7 +318,8 @@ def _send_one(
     with transaction(db):
         claimed = db.execute(
             "UPDATE outbox SET status = 'sending', raw = ?, subject = ?, thread_id = ?, "
-            "claimed_at = ?, attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
+            "claimed_at = ?, attempts = attempts + 1 WHERE id = ? AND status = 'queued' "
+            "AND " + _STILL_WANTED,
             [raw, subject, thread_id, iso(now), outbox_id],
         ).rowcount
     if not claimed:
@@ -335,6 +336,8 @@ def _send_one(
                 time.sleep(delay)
                 waited += delay
                 attempts += 1
+                if _withdrawn(db, outbox_id):     # an exit or an unsubscribe meanwhile
+                    return "withdrawn"
                 continue
             with transaction(db):
                 db.execute(
@@ -351,17 +354,11 @@ def _send_one(
             _log(f"inbox {inbox['address']}: {exc}; retrying in {delay:.0f}s")
             return "retry"
         except UndecidableError as exc:
-            with transaction(db):
-                db.execute(
-                    "UPDATE outbox SET status = 'unknown', error = ? WHERE id = ?",
-                    [
-                        f"the connection dropped after the message was handed over ({exc}); "
-                        f"check the Sent folder, then `seqctl outbox retry {outbox_id}` "
-                        "if it did not go out",
-                        outbox_id,
-                    ],
-                )
-            _log(f"outbox {outbox_id}: send state unknown; see `seqctl outbox list`")
+            # it may have gone out: the row stays `sending`, and the next tick reconciles it
+            # with the provider's sent mail before anything is resent
+            _note(db, outbox_id, f"the send may have gone through ({exc}); checking the sent "
+                                 "mail on the next tick")
+            _log(f"outbox {outbox_id}: {exc}; the next tick checks the sent mail")
             return "unknown"
         except AuthRevokedError as exc:
             with transaction(db):
@@ -378,12 +375,45 @@ def _send_one(
                     fail_enrollment(db, row["enrollment_id"], f"send failed: {exc}", now)
             counts.failed += 1
             return "failed"
+        except Exception as exc:  # a provider bug: whether it went out is unknown
+            _note(db, outbox_id, f"unexpected {type(exc).__name__} during the send; checking "
+                                 "the sent mail on the next tick")
+            _log(f"outbox {outbox_id}: unexpected {type(exc).__name__}: {exc}")
+            return "unknown"
         break
     if attempts != row["attempts"] + 1:
         with transaction(db):
             db.execute("UPDATE outbox SET attempts = ? WHERE id = ?", [attempts, outbox_id])
     mark_sent(db, row, result, clock.now(), the_plan, step, counts)
     return "sent"
+
+
+# An email may still go out: its enrollment (if any) is active and its address not suppressed.
+_STILL_WANTED = (
+    "(outbox.enrollment_id IS NULL OR EXISTS (SELECT 1 FROM enrollments e "
+    "WHERE e.id = outbox.enrollment_id AND e.status = 'active')) "
+    "AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = outbox.to_email)"
+)
+
+
+def _withdrawn(db: Database, outbox_id: int) -> bool:
+    """Between two attempts of one send, the contact exited or was suppressed: the claimed row
+    goes back (cancelled, or queued for the suppression skip) and is not sent."""
+    if db.execute(f"SELECT 1 FROM outbox WHERE id = ? AND {_STILL_WANTED}",
+                  [outbox_id]).fetchone():
+        return False
+    with transaction(db):
+        db.execute(
+            "UPDATE outbox SET status = CASE WHEN enrollment_id IS NOT NULL AND EXISTS "
+            "(SELECT 1 FROM enrollments e WHERE e.id = outbox.enrollment_id "
+            "AND e.status = 'exited') THEN 'cancelled' ELSE 'queued' END WHERE id = ?",
+            [outbox_id])
+    return True
+
+
+def _note(db: Database, outbox_id: int, message: str) -> None:
+    with transaction(db):
+        db.execute("UPDATE outbox SET error = ? WHERE id = ?", [message, outbox_id])
 
 
 def mark_sent(
@@ -489,35 +519,36 @@ def _revoke(db: Database, inbox: dict[str, Any], reason: str, counts: TickCounts
 def reconcile_stale(
     db: Database, inboxes: dict[int, dict[str, Any]], factory: ProviderFactory, counts: TickCounts
 ) -> None:
-    """`sending` rows left by a crashed tick: ask the provider whether each went out."""
+    """`sending` rows (a crashed tick, or a send whose outcome was unclear): ask the provider
+    whether each went out. Found: sent. Certainly not: queued again. A provider whose lookup
+    can lag (`sent_lookup_lag`) gets that long before "not found" counts as "not sent". A
+    lookup that cannot tell makes the row `unknown`, for `seqctl outbox retry`."""
     stale = db.execute("SELECT id FROM outbox WHERE status = 'sending'").fetchall()
     plans = plan.Plans(db)
     providers: dict[int, Provider | None] = {}
     for (outbox_id,) in stale:
         row = _load(db, outbox_id)
         inbox = inboxes.get(row["inbox_id"])
-        if inbox is not None and row["inbox_id"] not in providers:
+        if inbox is None:
+            _unknown(db, outbox_id, "its inbox was removed")
+            continue
+        if row["inbox_id"] not in providers:
             try:
                 providers[row["inbox_id"]] = factory(inbox)
-            except (ProviderError, SeqctlError):
-                providers[row["inbox_id"]] = None
-        provider = providers.get(row["inbox_id"])
+            except (AuthRevokedError, TransientError):
+                providers[row["inbox_id"]] = None       # ask again on a later tick
+            except (ProviderError, SeqctlError) as exc:
+                _unknown(db, outbox_id, str(exc))
+                continue
+        provider = providers[row["inbox_id"]]
+        if provider is None:
+            continue
         try:
-            if provider is None:
-                raise UndecidableError("inbox unavailable")
             found = provider.find_sent(row["message_id"])
-        except (UndecidableError, TransientError, ProviderError) as exc:
-            with transaction(db):
-                db.execute(
-                    "UPDATE outbox SET status = 'unknown', error = ? WHERE id = ?",
-                    [
-                        f"a tick stopped during this send and the provider cannot tell "
-                        f"whether it went out ({exc}); check the Sent folder, then "
-                        f"`seqctl outbox retry {outbox_id}` if it did not",
-                        outbox_id,
-                    ],
-                )
-            _log(f"outbox {outbox_id}: send state unknown; see `seqctl outbox list`")
+        except (TransientError, AuthRevokedError):
+            continue
+        except Exception as exc:  # UndecidableError, ProviderError, or a provider bug
+            _unknown(db, outbox_id, str(exc) or type(exc).__name__)
             continue
         if found is not None:
             step = _step(db, row["step_id"]) if row["step_id"] else None
@@ -525,9 +556,23 @@ def reconcile_stale(
             mark_sent(
                 db, row, found, from_iso(row["claimed_at"]) or clock.now(), the_plan, step, counts
             )
-        else:
-            with transaction(db):
-                db.execute("UPDATE outbox SET status = 'queued' WHERE id = ?", [outbox_id])
+            continue
+        lag = float(getattr(provider, "sent_lookup_lag", 0) or 0)
+        claimed = from_iso(row["claimed_at"])
+        if lag and claimed is not None and clock.now() - claimed < timedelta(seconds=lag):
+            continue        # the provider may not show it yet: look again next tick
+        with transaction(db):
+            db.execute("UPDATE outbox SET status = 'queued' WHERE id = ?", [outbox_id])
+
+
+def _unknown(db: Database, outbox_id: int, why: str) -> None:
+    with transaction(db):
+        db.execute(
+            "UPDATE outbox SET status = 'unknown', error = ? WHERE id = ?",
+            [f"a send was interrupted and the provider cannot tell whether it went out ({why});"
+             f" check the Sent folder, then `seqctl outbox retry {outbox_id}` if it did not",
+             outbox_id])
+    _log(f"outbox {outbox_id}: send state unknown; see `seqctl outbox list`")
 
 
 def _log(message: str) -> None:
