@@ -20,6 +20,7 @@ from seqctl.errors import SeqctlError
 from seqctl.providers.base import (
     AuthRevokedError,
     InboxInfo,
+    ProviderError,
     TransientError,
     UndecidableError,
 )
@@ -32,7 +33,7 @@ from seqctl.providers.gmail import (
     connect_gmail,
     import_gmail_credentials,
 )
-from seqctl.providers.oauth import parse_retry_after
+from seqctl.providers.oauth import parse_retry_after, redact
 
 ADDRESS = "rep@example.com"
 
@@ -135,6 +136,35 @@ def test_503_is_transient(provider, gmail):
     with pytest.raises(TransientError) as caught:
         provider.fetch_new(None)
     assert caught.value.retry_after is None
+
+
+def test_503_on_send_is_transient_and_the_retry_succeeds(provider, gmail):
+    gmail.fail_next(503, path=r"messages/send$")
+    with pytest.raises(TransientError) as caught:
+        provider.send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+    assert not isinstance(caught.value, UndecidableError)
+    provider.send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+    assert gmail.deliveries["<m1@seqctl.test>"] == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_other_5xx_on_send_is_undecidable(provider, gmail, status):
+    gmail.fail_next(status, path=r"messages/send$")
+    with pytest.raises(UndecidableError) as caught:
+        provider.send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+    assert (f"the server answered {status} after the message was handed over; "
+            "it may have been sent") in str(caught.value)
+
+
+def test_502_on_a_read_stays_transient(provider, gmail):
+    gmail.fail_next(502)
+    with pytest.raises(TransientError) as caught:
+        provider.fetch_new(None)
+    assert not isinstance(caught.value, UndecidableError)
+
+
+def test_gmail_declares_its_sent_lookup_lag():
+    assert GmailProvider.sent_lookup_lag == 900
 
 
 def test_a_refused_connection_is_transient(provider, monkeypatch):
@@ -298,6 +328,60 @@ def test_import_rejects_bad_credentials_with_one_line_naming_the_problem(tmp_pat
     assert expected in str(caught.value)
     assert "\n" not in str(caught.value)
     assert not (tmp_path / "tokens").exists()
+
+
+def test_import_strips_whitespace_around_tokens(tmp_path):
+    source = tmp_path / "creds.json"
+    source.write_text(json.dumps({"type": "authorized_user", "client_id": " c\n",
+                                  "client_secret": "s\t", "refresh_token": "r\n",
+                                  "token": "ya29.t\r\n"}))
+    path = import_gmail_credentials(ADDRESS, source, tmp_path / "home")
+    saved = json.loads(path.read_text())
+    assert (saved["client_id"], saved["client_secret"], saved["refresh_token"],
+            saved["token"]) == ("c", "s", "r", "ya29.t")
+
+
+@pytest.mark.parametrize("field, value", [
+    ("refresh_token", "1//abc def"), ("client_secret", "sec\nret"), ("token", "ya29.\x00x"),
+])
+def test_import_rejects_whitespace_or_control_characters_inside_a_token(tmp_path, field, value):
+    info = {"type": "authorized_user", "client_id": "c", "client_secret": "s",
+            "refresh_token": "r", field: value}
+    source = tmp_path / "creds.json"
+    source.write_text(json.dumps(info))
+    with pytest.raises(SeqctlError) as caught:
+        import_gmail_credentials(ADDRESS, source, tmp_path)
+    assert f'field "{field}"' in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "tokens").exists()
+
+
+def test_a_token_in_an_exception_text_never_reaches_the_error_message(tmp_path, gmail):
+    # requests refuses a header value with a line break and quotes it ("Bearer ...").
+    write_token(tmp_path, gmail)
+    path = tmp_path / "tokens" / f"gmail-{ADDRESS}.json"
+    info = json.loads(path.read_text())
+    info["token"] = "ya29.SECRET\nSECRET2"
+    path.write_text(json.dumps(info))
+    provider = GmailProvider(InboxInfo(id=1, address=ADDRESS, kind="gmail", home=tmp_path))
+    with pytest.raises(ProviderError) as caught:
+        provider.send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+    assert "SECRET" not in str(caught.value)
+    assert "Bearer ***" in str(caught.value) or "encoded" in str(caught.value)
+    assert gmail.deliveries["<m1@seqctl.test>"] == 0
+
+
+def test_redact_masks_tokens_secrets_and_passwords():
+    text = redact(
+        "headers {'Authorization': 'Bearer ya29.SECRET1'} body "
+        '{"access_token": "SECRET2", "refresh_token":"SECRET3", "client_secret": "SECRET4"} '
+        "form grant_type=refresh_token&refresh_token=SECRET5&client_secret=SECRET6 "
+        "password=SECRET7 user=a\x01auth=Bearer SECRET8\x01\x01 'password': 'SECRET9'"
+    )
+    assert "SECRET" not in text
+    assert "grant_type=refresh_token" in text and "Bearer ***" in text
+    assert redact("invalid_grant: Token has been expired or revoked.") == (
+        "invalid_grant: Token has been expired or revoked.")
 
 
 def test_connect_gmail_runs_the_local_redirect_flow(tmp_path, monkeypatch):

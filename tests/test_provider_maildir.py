@@ -180,3 +180,7 @@ def test_a_garbled_cursor_is_a_provider_error(maildir):
 def test_an_inbox_without_dir_is_a_provider_error():
     with pytest.raises(ProviderError, match="dir"):
         MaildirProvider(InboxInfo(id=1, address=ADDRESS, kind="maildir", config={}))
+
+
+def test_maildir_declares_an_immediate_sent_lookup():
+    assert MaildirProvider.sent_lookup_lag == 0

@@ -166,6 +166,22 @@ def test_503_and_504_are_transient(home, graph, status):
         make_provider(home).fetch_new(None)
 
 
+def test_503_on_send_is_retried_later(home, graph):
+    graph.fail_next(503, path=r"/sendMail$")
+    with pytest.raises(TransientError) as caught:
+        make_provider(home).send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+    assert not isinstance(caught.value, UndecidableError)
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_other_5xx_on_send_is_undecidable(home, graph, status):
+    graph.fail_next(status, path=r"/sendMail$")
+    with pytest.raises(UndecidableError) as caught:
+        make_provider(home).send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+    assert f"the server answered {status} after the message was handed over" in str(caught.value)
+    assert "it may have been sent" in str(caught.value)
+
+
 def test_a_revoked_grant_raises_auth_revoked_with_how_to_reconnect(home, identity, graph):
     identity.revoke()
     with pytest.raises(AuthRevokedError) as caught:
@@ -197,8 +213,24 @@ def test_find_sent_finds_and_does_not_find(home, graph):
     sent = provider.send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
     assert provider.find_sent("<m1@seqctl.test>") == sent
     assert provider.find_sent("<other@seqctl.test>") is None
-    lookup = graph.requests_to(r"/sentitems/messages$")[-1]
+    lookup = graph.requests_to(r"/me/messages$")[-1]           # every folder, not Sent Items
     assert lookup.arg("$filter") == "internetMessageId eq '<other@seqctl.test>'"
+
+
+def test_find_sent_sees_a_message_still_waiting_in_the_outbox(home, graph):
+    graph.hold_in_outbox = True
+    provider = make_provider(home, sent_lookup_tries=1)
+    result = provider.send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+    assert result.provider_message_id == ""          # not in Sent Items yet
+    assert graph.sent == [] and len(graph.outbox) == 1
+    found = provider.find_sent("<m1@seqctl.test>")
+    assert found is not None and found.provider_message_id == graph.outbox[0].id
+    graph.release_outbox()
+    assert provider.find_sent("<m1@seqctl.test>") is not None
+
+
+def test_outlook_declares_its_sent_lookup_lag():
+    assert OutlookProvider.sent_lookup_lag == 900
 
 
 def test_find_sent_is_undecidable_when_graph_cannot_answer(home, graph):
@@ -270,3 +302,39 @@ def test_bcc_recipients_go_in_the_mime_for_exchange_to_deliver(home, graph):
     raw = mime("<m1@seqctl.test>")
     make_provider(home).send(raw, message_id="<m1@seqctl.test>", bcc=["crm@acme.test"])
     assert graph.sent_mime == [b"Bcc: crm@acme.test\r\n" + raw]
+
+
+# -- links to other hosts -----------------------------------------------------------------
+
+
+@pytest.fixture
+def elsewhere(tls):
+    """A second server on another port: a host the access token must never reach."""
+    with GraphServer(address=ADDRESS, tls=tls) as server:
+        yield server
+
+
+def test_a_next_link_to_another_host_is_not_followed(home, graph, elsewhere):
+    provider = make_provider(home)
+    cursor = provider.fetch_new(None).cursor
+    for i in range(5):                                   # page size 3: a nextLink is needed
+        graph.deliver(mime(f"<in{i}@acme.test>", sender="ann@acme.test", to=ADDRESS))
+    graph.link_base = f"{elsewhere.url}/v1.0"
+    with pytest.raises(ProviderError) as caught:
+        provider.fetch_new(cursor)
+    assert not isinstance(caught.value, TransientError)
+    assert "refusing to follow" in str(caught.value)
+    assert elsewhere.requests == []
+
+
+def test_a_stored_delta_link_for_another_host_starts_a_fresh_round(home, graph, elsewhere):
+    provider = make_provider(home)
+    cursor = provider.fetch_new(None).cursor
+    foreign = cursor.replace(graph.url, elsewhere.url)
+    assert foreign != cursor
+    graph.deliver(mime("<in1@acme.test>", sender="ann@acme.test", to=ADDRESS))
+    result = provider.fetch_new(foreign)
+    assert [m.raw for m in result.messages] == [
+        mime("<in1@acme.test>", sender="ann@acme.test", to=ADDRESS)]
+    assert result.cursor.startswith(graph.url)
+    assert elsewhere.requests == []

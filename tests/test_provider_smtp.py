@@ -319,18 +319,77 @@ def test_a_connection_lost_after_the_data_cannot_be_decided_later_either(mail_se
         p.find_sent("<m1@seqctl.test>")
 
 
-def test_an_unreachable_imap_server_does_not_fail_the_send(smtp_server, capsys, monkeypatch):
+def test_an_unreachable_imap_server_stops_the_send(smtp_server, monkeypatch):
+    """Without its pending Sent copy a send could later read as "not sent" and go out twice:
+    nothing is sent, and the failure is retried later."""
     monkeypatch.setenv("SEQCTL_TEST_IMAP_PW", "x")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
     p = provider(smtp_server, imap_port=closed_port, imap_host="127.0.0.1",
-                 imap_security="none")
-    p.send(make_raw(), message_id="<m1@x>")
-    assert len(smtp_server.messages) == 1
-    assert "could not save the sent copy" in capsys.readouterr().err
+                 imap_security="none", password_env="SEQCTL_TEST_IMAP_PW")
+    with pytest.raises(TransientError, match="nothing was sent"):
+        p.send(make_raw(), message_id="<m1@x>")
+    assert smtp_server.messages == []
     with pytest.raises(UndecidableError):
         p.find_sent("<m1@x>")
+
+
+def test_a_sent_copy_the_server_refuses_stops_the_send(mail_server, imap_account):
+    p = provider(mail_server, imap_account, sent_folder="No Such Folder")
+    with pytest.raises(ProviderError, match="append_sent") as caught:
+        p.send(make_raw(), message_id="<m1@seqctl.test>")
+    assert not isinstance(caught.value, TransientError | UndecidableError)
+    assert mail_server.messages == []
+
+
+def test_without_its_own_sent_copy_find_sent_never_answers_not_sent(mail_server, imap_account):
+    p = provider(mail_server, imap_account, append_sent=False)
+    p.send(make_raw(), message_id="<m1@seqctl.test>")
+    assert len(mail_server.messages) == 1
+    with pytest.raises(UndecidableError, match="append_sent"):
+        p.find_sent("<m1@seqctl.test>")
+    imap = imap_account.connect()       # the server filed a copy by itself: that is certain
+    imap.create("Sent")
+    imap.append("Sent", None, None, make_raw("<m2@seqctl.test>"))
+    imap.logout()
+    assert p.find_sent("<m2@seqctl.test>") is not None
+
+
+def test_smtp_and_imap_declare_an_immediate_sent_lookup():
+    assert SmtpProvider.sent_lookup_lag == 0
+
+
+def test_a_non_ascii_password_is_a_clear_error_before_anything_is_sent(monkeypatch):
+    monkeypatch.setenv("REP_SMTP_PASSWORD", "pässwörd-geheim")
+    with SmtpTestServer(users={ADDRESS: "pässwörd-geheim"}) as server:
+        with pytest.raises(ProviderError, match="non-ASCII") as caught:
+            provider(server, password_env="REP_SMTP_PASSWORD").send(make_raw(), message_id="<m>")
+        assert not isinstance(caught.value, TransientError | UndecidableError)
+        assert "REP_SMTP_PASSWORD" in str(caught.value)
+        assert "geheim" not in str(caught.value)
+        assert server.messages == []
+
+
+def test_a_non_ascii_imap_password_is_a_clear_error_when_syncing(monkeypatch):
+    monkeypatch.setenv("SEQCTL_TEST_IMAP_PW", "pässwörd-geheim")
+    p = provider(None, imap_host="127.0.0.1", imap_port=1, imap_security="none",
+                 password_env="SEQCTL_TEST_IMAP_PW")
+    with pytest.raises(ProviderError, match="non-ASCII") as caught:
+        p.fetch_new("1:0")
+    assert not isinstance(caught.value, TransientError)
+    assert "geheim" not in str(caught.value)
+    with pytest.raises(UndecidableError, match="non-ASCII"):
+        p.find_sent("<m1@x>")
+
+
+def test_a_rejected_login_never_quotes_the_password(monkeypatch):
+    monkeypatch.setenv("REP_SMTP_PASSWORD", "hunter2-secret-value")
+    with SmtpTestServer(users={ADDRESS: "hunter2"}) as server:
+        with pytest.raises(AuthRevokedError) as caught:
+            provider(server, password_env="REP_SMTP_PASSWORD").send(make_raw(), message_id="<m>")
+        assert "hunter2-secret-value" not in str(caught.value)
+        assert server.messages == []
 
 
 def test_find_sent_without_imap_cannot_decide(smtp_server):

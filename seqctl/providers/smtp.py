@@ -12,11 +12,18 @@ Config keys (inbox.config):
     timeout                              seconds per network operation (default 30)
     sent_folder                          IMAP folder for sent copies (default: the \\Sent one)
     append_sent                          false when the server files sent mail by itself
+                                         (then `find_sent` cannot tell "not sent" either)
 
 Sending is made reconcilable: before the SMTP transaction a copy is appended to Sent flagged
 `$SeqctlSending`; the flag is cleared once the server accepted the message, and the copy is
 removed when it refused it. `find_sent` therefore answers "sent" for a clean copy, "cannot tell"
-for a copy still flagged (a crash mid-send), and "not sent" when there is no copy.
+for a copy still flagged (a crash mid-send), and "not sent" when there is no copy. When the
+pending copy cannot be stored, nothing is sent (TransientError): a send without its copy could
+later read as "not sent" and go out twice. Without IMAP, or with append_sent false, there is no
+such copy and `find_sent` answers "cannot tell" unless it finds the message.
+
+Error messages never carry the password or a token: server and library text goes through
+`redact` and the configured secrets are masked.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from seqctl.providers.base import (
     TransientError,
     UndecidableError,
 )
+from seqctl.providers.oauth import redact
 
 PENDING_KEYWORD = "$SeqctlSending"
 RESYNC_LIMIT = 200          # messages fetched when UIDVALIDITY changed
@@ -157,6 +165,8 @@ class SmtpProvider:
     """An inbox reached over SMTP (send) and IMAP (Sent copy, sync)."""
 
     kind = "smtp"
+    # The pending copy is in the IMAP Sent folder before the SMTP transaction starts.
+    sent_lookup_lag: float = 0.0
 
     def __init__(self, inbox: InboxInfo, token_source: TokenSource | None = None):
         self.inbox = inbox
@@ -214,6 +224,58 @@ class SmtpProvider:
 
     def _xoauth2(self) -> str:
         return f"user={self.username}\x01auth=Bearer {self._token()}\x01\x01"
+
+    def _secrets(self) -> list[str]:
+        """The configured password (never raising), to mask in error text."""
+        variable = self.config.get("password_env")
+        value = os.environ.get(variable) if variable else None
+        return [value] if value and len(value.strip()) >= 3 else []
+
+    def _scrub(self, text: object) -> str:
+        """Server or library text made safe for an error message: no password, no token."""
+        result = redact(text)
+        for secret in self._secrets():
+            result = result.replace(secret, "***")
+        return result
+
+    def _check_ascii_credentials(self, protocol: str) -> None:
+        """smtplib and imaplib send the login as ASCII: say so clearly instead of letting a
+        UnicodeEncodeError (whose text holds the password) escape."""
+        logs_in = self.auth == "xoauth2"
+        if self.auth == "password":
+            password = self._password()
+            logs_in = password is not None
+            if password is not None and not password.isascii():
+                raise ProviderError(
+                    f"the {protocol} password in ${self.config.get('password_env')} contains "
+                    f"non-ASCII characters, which {protocol} login cannot send: use an "
+                    "ASCII password (or an app password) for inbox " + self.inbox.address
+                )
+        if logs_in and not self.username.isascii():
+            raise ProviderError(
+                f"the {protocol} username {self.username!r} contains non-ASCII characters, "
+                f"which {protocol} login cannot send: set an ASCII username in the inbox config"
+            )
+
+    def _non_ascii_error(self, protocol: str) -> ProviderError:
+        """The error for a UnicodeEncodeError raised by smtplib/imaplib."""
+        try:
+            self._check_ascii_credentials(protocol)
+        except ProviderError as error:
+            return error
+        if self.auth == "xoauth2":
+            return ProviderError(
+                f"the OAuth access token for {protocol} contains non-ASCII characters"
+            )
+        if protocol == "SMTP":
+            return ProviderError(
+                f"the sender or a recipient address contains non-ASCII characters, which "
+                f"{self.smtp_host} cannot take without SMTPUTF8"
+            )
+        return ProviderError(
+            f"the IMAP folder name or a command argument for {self.imap_host} contains "
+            "non-ASCII characters (set sent_folder to the folder's IMAP name)"
+        )
 
     def _credential_name(self) -> str:
         if self.auth == "xoauth2":
@@ -273,9 +335,9 @@ class SmtpProvider:
         recipients = envelope_recipients(wire, [*bcc, *header_bcc])
         if not recipients:
             raise ProviderError("the message has no recipients")
-        if self.auth == "password":
-            self._password()            # a missing variable is a clear error before any I/O
-        pending, append_after = self._append_pending(raw, message_id)
+        # A missing variable or a password smtplib cannot send is a clear error before any I/O.
+        self._check_ascii_credentials("SMTP")
+        pending = self._append_pending(raw, message_id)
         try:
             self._smtp_send(wire, recipients)
         except UndecidableError:
@@ -286,8 +348,6 @@ class SmtpProvider:
             raise
         if pending is not None:
             self._finish_pending(pending, sent=True)
-        elif append_after:
-            self._append_plain(raw)
         return SendResult(provider_message_id=message_id, thread_id=None, message_id=message_id)
 
     def _smtp_send(self, wire: bytes, recipients: list[str]) -> None:
@@ -326,7 +386,7 @@ class SmtpProvider:
                 with suppress(Exception):
                     client.close()
         except smtplib.SMTPAuthenticationError as error:
-            text = _smtp_error_text(error.smtp_code, error.smtp_error)
+            text = self._scrub(_smtp_error_text(error.smtp_code, error.smtp_error))
             if 400 <= error.smtp_code < 500:
                 raise TransientError(f"{self.smtp_host} deferred the login: {text}") from error
             raise AuthRevokedError(
@@ -335,14 +395,14 @@ class SmtpProvider:
             ) from error
         except smtplib.SMTPRecipientsRefused as error:
             codes = [code for code, _ in error.recipients.values()]
-            text = "; ".join(
+            text = self._scrub("; ".join(
                 f"{rcpt}: {_smtp_error_text(code, msg)}" for rcpt, (code, msg) in error.recipients.items()
-            )
+            ))
             if any(400 <= code < 500 for code in codes):
                 raise TransientError(f"recipients deferred by {self.smtp_host}: {text}") from error
             raise ProviderError(f"recipients refused by {self.smtp_host}: {text}") from error
         except smtplib.SMTPResponseException as error:
-            text = _smtp_error_text(error.smtp_code, error.smtp_error)
+            text = self._scrub(_smtp_error_text(error.smtp_code, error.smtp_error))
             if 400 <= error.smtp_code < 500:
                 raise TransientError(f"{self.smtp_host} said {text}") from error
             if data_started and error.smtp_code < 400:
@@ -351,19 +411,30 @@ class SmtpProvider:
         except smtplib.SMTPServerDisconnected as error:
             raise self._network_error(error, data_started) from error
         except smtplib.SMTPException as error:       # no AUTH, no STARTTLS, no usable mechanism
-            raise ProviderError(f"{self.smtp_host}:{self.smtp_port}: {error}") from error
+            raise ProviderError(
+                f"{self.smtp_host}:{self.smtp_port}: {self._scrub(error)}"
+            ) from error
         except ssl.SSLError as error:
             if data_started or isinstance(error, ssl.SSLEOFError | ssl.SSLZeroReturnError):
                 raise self._network_error(error, data_started) from error
             raise ProviderError(
-                f"TLS with {self.smtp_host}:{self.smtp_port} failed: {error} "
+                f"TLS with {self.smtp_host}:{self.smtp_port} failed: {self._scrub(error)} "
                 "(a self-signed server needs ca_file)"
             ) from error
         except OSError as error:                     # refused, reset, timeout, DNS
             raise self._network_error(error, data_started) from error
+        except UnicodeEncodeError:
+            # smtplib encodes commands as ASCII; this happens before DATA (the body is bytes).
+            # `from None`: the exception's .object may be the password.
+            if data_started:
+                raise UndecidableError(
+                    f"{self.smtp_host}: an encoding error after the message data; "
+                    "it may have been sent"
+                ) from None
+            raise self._non_ascii_error("SMTP") from None
 
     def _network_error(self, error: BaseException, data_started: bool) -> ProviderError:
-        detail = str(error) or type(error).__name__
+        detail = self._scrub(error) or type(error).__name__
         if data_started:
             # The message went out but no reply came back: it may or may not be delivered.
             return UndecidableError(
@@ -379,6 +450,14 @@ class SmtpProvider:
         """A logged-in IMAP connection. Raises TransientError / AuthRevokedError / ProviderError."""
         if not self.imap_host:
             raise ProviderError(f"inbox {self.inbox.address} has no IMAP server configured")
+        password = None
+        if self.auth == "password":
+            password = self._password()
+            if password is None:
+                raise ProviderError(
+                    f"inbox {self.inbox.address}: IMAP needs password_env to log in"
+                )
+        self._check_ascii_credentials("IMAP")       # before any I/O
         try:
             if self.imap_security == "ssl":
                 imap: imaplib.IMAP4 = imaplib.IMAP4_SSL(
@@ -388,9 +467,13 @@ class SmtpProvider:
             else:
                 imap = imaplib.IMAP4(self.imap_host, self.imap_port, timeout=self.timeout)
         except ssl.SSLError as error:
-            raise ProviderError(f"TLS with {self.imap_host}:{self.imap_port} failed: {error}") from error
+            raise ProviderError(
+                f"TLS with {self.imap_host}:{self.imap_port} failed: {self._scrub(error)}"
+            ) from error
         except OSError as error:
-            raise TransientError(f"cannot reach {self.imap_host}:{self.imap_port}: {error}") from error
+            raise TransientError(
+                f"cannot reach {self.imap_host}:{self.imap_port}: {self._scrub(error)}"
+            ) from error
         try:
             if self.imap_security == "starttls":
                 imap.starttls(ssl_context=self._ssl_context())
@@ -399,28 +482,36 @@ class SmtpProvider:
                     token = self._xoauth2().encode()
                     imap.authenticate("XOAUTH2", lambda _challenge: token)
                 else:
-                    password = self._password()
-                    if password is None:
-                        raise ProviderError(
-                            f"inbox {self.inbox.address}: IMAP needs password_env to log in"
-                        )
+                    assert password is not None
                     imap.login(self.username, password)
             except imaplib.IMAP4.error as error:
                 if isinstance(error, imaplib.IMAP4.abort):
                     raise
                 raise AuthRevokedError(
-                    f"{self.imap_host} rejected the IMAP login for {self.username} ({error}): "
-                    f"check {self._credential_name()}"
-                ) from error
+                    f"{self.imap_host} rejected the IMAP login for {self.username} "
+                    f"({self._scrub(error)}): check {self._credential_name()}"
+                ) from None
+            except UnicodeEncodeError:
+                raise self._non_ascii_error("IMAP") from None
             yield imap
         except imaplib.IMAP4.abort as error:
-            raise TransientError(f"IMAP connection to {self.imap_host} lost: {error}") from error
+            raise TransientError(
+                f"IMAP connection to {self.imap_host} lost: {self._scrub(error)}"
+            ) from None
         except ssl.SSLError as error:
-            raise ProviderError(f"TLS with {self.imap_host}:{self.imap_port} failed: {error}") from error
+            raise ProviderError(
+                f"TLS with {self.imap_host}:{self.imap_port} failed: {self._scrub(error)}"
+            ) from None
         except OSError as error:
-            raise TransientError(f"IMAP connection to {self.imap_host} failed: {error}") from error
+            raise TransientError(
+                f"IMAP connection to {self.imap_host} failed: {self._scrub(error)}"
+            ) from None
         except imaplib.IMAP4.error as error:
-            raise ProviderError(f"IMAP error from {self.imap_host}: {error}") from error
+            raise ProviderError(
+                f"IMAP error from {self.imap_host}: {self._scrub(error)}"
+            ) from None
+        except UnicodeEncodeError:
+            raise self._non_ascii_error("IMAP") from None
         finally:
             with suppress(Exception):
                 imap.logout()
@@ -463,12 +554,14 @@ class SmtpProvider:
             imap.subscribe("Sent")
         return "Sent"
 
-    def _append_pending(self, raw: bytes, message_id: str) -> tuple[_PendingCopy | None, bool]:
-        """Append the copy flagged as pending. Returns the copy (None when IMAP is not used or
-        the append failed, which is logged and never fatal) and whether a plain copy should
-        still be appended after the send (the server refused the keyword, not the connection)."""
+    def _append_pending(self, raw: bytes, message_id: str) -> _PendingCopy | None:
+        """Append the copy flagged as pending, before anything is sent. None when IMAP is not
+        used (no IMAP server, or append_sent false). When the copy cannot be stored the
+        message is not sent: TransientError (retry later) for a network failure,
+        AuthRevokedError for a refused login, ProviderError when the server refuses it."""
         if not self.imap_host or not self.append_sent:
-            return None, False
+            return None
+        reason = "nothing was sent, so that a crash cannot make it look unsent and go out twice"
         try:
             with self._imap() as imap:
                 folder = self._sent_folder(imap, create=True)
@@ -478,29 +571,29 @@ class SmtpProvider:
                     imaplib.Time2Internaldate(time.time()), raw,
                 )
                 if status != "OK":
-                    return None, True
+                    detail = b" ".join(d for d in data if isinstance(d, bytes))
+                    raise ProviderError(
+                        f"{self.imap_host} refused to store the sent copy in {folder} "
+                        f"({self._scrub(detail.decode('utf-8', 'replace'))}); {reason}; if "
+                        "the server files sent mail by itself, set append_sent to false"
+                    )
                 match = re.search(rb"APPENDUID (\d+) (\d+)", b" ".join(d for d in data if d))
                 uid = int(match[2]) if match else None
-                return _PendingCopy(folder, message_id, uid), False
+                return _PendingCopy(folder, message_id, uid)
         except TransientError as error:
-            _log(f"could not save the sent copy for {self.inbox.address}: {error}")
-            return None, False
+            raise TransientError(
+                f"could not store the sent copy for {self.inbox.address} in IMAP ({error}); "
+                f"{reason}", retry_after=error.retry_after,
+            ) from None
+        except AuthRevokedError:
+            raise
         except ProviderError as error:
-            _log(f"could not save the sent copy for {self.inbox.address}: {error}")
-            return None, not isinstance(error, AuthRevokedError)
-
-    def _append_plain(self, raw: bytes) -> None:
-        try:
-            with self._imap() as imap:
-                folder = self._sent_folder(imap, create=True)
-                assert folder is not None
-                self._check(
-                    imap.append(_imap_quote(folder), "(\\Seen)",
-                                imaplib.Time2Internaldate(time.time()), raw),
-                    "APPEND",
-                )
-        except ProviderError as error:
-            _log(f"could not save the sent copy for {self.inbox.address}: {error}")
+            if reason in str(error):
+                raise
+            raise ProviderError(
+                f"could not store the sent copy for {self.inbox.address} in IMAP ({error}); "
+                f"{reason}"
+            ) from None
 
     def _finish_pending(self, copy: _PendingCopy, *, sent: bool) -> None:
         """Clear the pending flag (sent) or delete the copy (refused). A failure leaves the
@@ -529,7 +622,7 @@ class SmtpProvider:
                 status, _ = imap.uid("EXPUNGE", uid_set)
                 if status != "OK":
                     imap.expunge()
-        except ProviderError as error:
+        except ProviderError as error:      # already scrubbed by _imap
             what = "finish the sent copy in" if sent else "remove the unsent copy from"
             _log(f"could not {what} {copy.folder} for {self.inbox.address}: {error}")
 
@@ -544,14 +637,14 @@ class SmtpProvider:
             with self._imap() as imap:
                 folder = self._sent_folder(imap, create=False)
                 if folder is None:
-                    return None
+                    return self._not_found(message_id)
                 self._check(imap.select(_imap_quote(folder), readonly=True), "SELECT")
                 data = self._check(
                     imap.uid("SEARCH", "HEADER", "Message-ID", _imap_quote(message_id)), "SEARCH"
                 )
                 uids = b" ".join(d for d in data if d).split()
                 if not uids:
-                    return None
+                    return self._not_found(message_id)
                 data = self._check(
                     imap.uid("FETCH", b",".join(uids).decode(),
                              "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"),
@@ -573,6 +666,16 @@ class SmtpProvider:
         if pending:
             raise UndecidableError(
                 f"{message_id} was being sent when seqctl stopped: the server may have it"
+            )
+        return self._not_found(message_id)
+
+    def _not_found(self, message_id: str) -> None:
+        """No copy in Sent. Certain only when seqctl stores a pending copy before every
+        send; with append_sent false the server files (or not) a copy by itself."""
+        if not self.append_sent:
+            raise UndecidableError(
+                f"{message_id} is not in the Sent folder, but with append_sent false seqctl "
+                "keeps no copy of its own there: cannot tell whether it was sent"
             )
         return None
 
