@@ -8,8 +8,6 @@ such as "451 4.3.0 Try later" for the next MAIL, RCPT or DATA.
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import ipaddress
 import socket
 import ssl
 import tempfile
@@ -19,6 +17,7 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from fakes.tls import make_self_signed
 
 
 @dataclass(frozen=True)
@@ -42,43 +41,8 @@ class SelfSignedCert:
 
 def make_self_signed_cert(directory: Path) -> SelfSignedCert:
     """A CA-style self-signed certificate for localhost and 127.0.0.1 (trust it via ca_file)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    cert_file = directory / "cert.pem"
-    key_file = directory / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return SelfSignedCert(cert_file, key_file)
+    files = make_self_signed(directory)
+    return SelfSignedCert(files.cert, files.key)
 
 
 @dataclass
