@@ -8,6 +8,7 @@ import typer
 
 from seqctl import config, output, settings
 from seqctl.commands._common import db
+from seqctl.errors import SeqctlError
 
 
 def register(root: typer.Typer) -> None:
@@ -20,9 +21,13 @@ def serve(
 ) -> None:
     """Serve one-click unsubscribe (RFC 8058), the open pixel and click redirects for the
     links in sent emails. Put it behind HTTPS at the `tracking_base_url` setting."""
-    import uvicorn
+    try:
+        import uvicorn
 
-    from seqctl.server import make_app
+        from seqctl.server import make_app
+    except ImportError as exc:
+        raise SeqctlError(f"`seqctl serve` needs the serve extra ({exc.name} is missing): "
+                          "pip install 'seqctl[serve]'") from None
 
     base = settings.get(db(), "tracking_base_url")
     if not base:
