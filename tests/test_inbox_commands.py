@@ -241,3 +241,21 @@ def test_inbox_resume_ends_a_bounce_pause(home, run):
     assert result.code == 0, result.err
     assert "sent a test message" in result.out
     assert len(list((maildir / "sent" / "new").iterdir())) == 1
+
+
+def test_add_smtp_with_oauth_stores_an_xoauth2_login_and_refuses_bad_combinations(run, home):
+    result = run("inbox", "add", "smtp", "rep@example.com", "--smtp-host", "smtp.gmail.com",
+                 "--security", "ssl", "--imap-host", "imap.gmail.com", "--oauth", "gmail",
+                 "--json")
+    assert result.code == 0, result.err
+    config = result.json["config"]
+    assert (config["auth"], config["oauth"], config["smtp_port"]) == ("xoauth2", "gmail", 465)
+    assert config["password_env"] is None
+    for extra in (["--oauth", "yahoo"], ["--oauth", "outlook"],
+                  ["--oauth", "gmail", "--password-env", "PW"], ["--security", "tls"]):
+        bad = run("inbox", "add", "smtp", "x@example.com", "--smtp-host", "h", *extra)
+        assert bad.code == 2, (extra, bad.err)
+    outlook = run("inbox", "add", "smtp", "o@example.com", "--smtp-host", "smtp.office365.com",
+                  "--oauth", "outlook", "--client-id", "app-1", "--json").json["config"]
+    assert (outlook["client_id"], outlook["tenant"], outlook["smtp_port"]) == (
+        "app-1", "common", 587)

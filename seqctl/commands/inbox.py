@@ -80,20 +80,38 @@ def add_smtp(
     username: Annotated[str | None, typer.Option("--username")] = None,
     password_env: Annotated[str | None, typer.Option(
         "--password-env", help="Name of the environment variable holding the password.")] = None,
+    oauth: Annotated[str | None, typer.Option(
+        "--oauth", help="Log in with XOAUTH2 using this address's gmail or outlook "
+                        "authorization (instead of a password).")] = None,
+    client_id: Annotated[str | None, typer.Option(
+        "--client-id", help="With --oauth outlook: the app's client id.")] = None,
+    tenant: Annotated[str, typer.Option("--tenant", help="With --oauth outlook.")] = "common",
     daily_cap: DailyCap = None,
     make_default: DefaultOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Add an SMTP (send) + IMAP (replies, Sent copy) inbox. The password is never stored:
-    --password-env names a variable read at send time."""
+    --password-env names a variable read at send time. With --oauth gmail|outlook the login is
+    XOAUTH2 with the token of that address's authorization (`inbox connect` or `inbox import`
+    first)."""
     if security not in ("ssl", "starttls", "none"):
-        raise SeqctlError(f"--security must be ssl, starttls or none, not '{security}'")
+        raise typer.BadParameter("ssl, starttls or none", param_hint="--security")
+    if oauth not in (None, "gmail", "outlook"):
+        raise typer.BadParameter("gmail or outlook", param_hint="--oauth")
+    if oauth == "outlook" and not client_id:
+        raise typer.BadParameter("--oauth outlook needs --client-id", param_hint="--client-id")
+    if oauth and password_env:
+        raise typer.BadParameter("use --oauth or --password-env, not both", param_hint="--oauth")
     port = smtp_port or {"ssl": 465, "starttls": 587, "none": 25}[security]
     settings = {
         "smtp_host": smtp_host, "smtp_port": port, "security": security,
         "imap_host": imap_host, "imap_port": imap_port or (993 if imap_host else None),
         "username": username or address, "password_env": password_env,
     }
+    if oauth:
+        settings.update({"auth": "xoauth2", "oauth": oauth})
+        if oauth == "outlook":
+            settings.update({"client_id": client_id, "tenant": tenant})
     row = accounts.add_inbox(db(), "smtp", address, settings, daily_cap=daily_cap,
                              make_default=make_default)
     _done(row, json_out)
