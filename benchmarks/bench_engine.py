@@ -47,6 +47,16 @@ def csv_bytes(n: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def idle_tick(cycle, db, when) -> float:
+    """The best of five whole ticks (sync, engine, dispatch) with nothing due, in seconds."""
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        cycle.run(db, when, phase="all")
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--contacts", type=int, default=100_000)
@@ -76,21 +86,23 @@ def main() -> None:
     t0 = time.perf_counter()
     imported = contacts.import_contacts(db, data, filename="bench.csv")
     t1 = time.perf_counter()
-    summary = enroll.enroll(db, "bench", imported.emails, now)
-    t2 = time.perf_counter()
-    assert summary["enrolled"] == args.contacts, summary["failed"]
+    tenth = args.contacts // 10
+    summary = enroll.enroll(db, "bench", imported.emails[:tenth], now)
+    t_tenth = time.perf_counter()
+    idle_small = idle_tick(cycle, db, now + timedelta(minutes=5))
+    t_gap = time.perf_counter()
+    summary2 = enroll.enroll(db, "bench", imported.emails[tenth:], now)
+    t2 = time.perf_counter() - (t_gap - t_tenth)        # enrolling time only
+    assert summary["enrolled"] + summary2["enrolled"] == args.contacts
     results.append((f"CSV import of {args.contacts:,} contacts", f"{t1 - t0:.2f} s", ""))
     results.append((f"enroll {args.contacts:,} contacts", f"{t2 - t1:.2f} s", ""))
     results.append(("import + enroll", f"{t2 - t0:.2f} s", "< 10 s"))
 
     later = now + timedelta(minutes=5)
-    idle = []
-    for _ in range(5):
-        t = time.perf_counter()
-        cycle.run(db, later, phase="all")
-        idle.append(time.perf_counter() - t)
+    results.append((f"tick with nothing due ({tenth:,} enrollments)",
+                    f"{idle_small * 1000:.1f} ms", ""))
     results.append((f"tick with nothing due ({args.contacts:,} enrollments)",
-                    f"{min(idle) * 1000:.1f} ms", "< 300 ms"))
+                    f"{idle_tick(cycle, db, later) * 1000:.1f} ms", "< 300 ms, flat"))
 
     db.execute("UPDATE enrollments SET next_run_at = ? WHERE id <= ?",
                [clock.iso(now), args.due])

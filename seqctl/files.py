@@ -32,13 +32,20 @@ def write_private(path: Path, data: bytes | str) -> None:
         raise
 
 
+_secrets: dict[Path, bytes] = {}     # read once per process: the secret never changes
+
+
 def install_secret(home: Path) -> bytes:
     """The per-install secret (HMAC key for signed links and Message-IDs), created on first
     use: written to a temp file, fsynced, then linked into place, so no reader ever sees a
     partial or empty key, and two processes racing agree on one."""
     path = home / "secret.key"
+    cached = _secrets.get(path)
+    if cached is not None:
+        return cached
     try:
-        return _read_secret(path)
+        _secrets[path] = _read_secret(path)
+        return _secrets[path]
     except FileNotFoundError:
         pass
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -56,7 +63,8 @@ def install_secret(home: Path) -> bytes:
         _fsync_dir(home)
     finally:
         os.unlink(tmp)
-    return _read_secret(path)
+    _secrets[path] = _read_secret(path)
+    return _secrets[path]
 
 
 def _read_secret(path: Path) -> bytes:
