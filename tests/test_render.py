@@ -227,3 +227,21 @@ def test_variant_split_is_about_even_and_stable():
     assert 0.45 <= share_a <= 0.55
     assert variants == [variant_for(i) for i in range(1, 1001)]
     assert set(variants) == {"A", "B"}
+
+
+@pytest.mark.parametrize("template, why", [
+    ("{% for x in a %}{% for y in a %}{{y}}{% endfor %}{% endfor %}", "nested loops"),
+    ("{% for x in a recursive %}{{ loop(x) }}{% endfor %}", "recursive loops"),
+    ("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", "macros"),
+    ("{% for x in range(100000) %}.{% endfor %}", "range longer than"),
+])
+def test_templates_that_could_stall_a_tick_are_refused(template, why):
+    with pytest.raises(RenderError, match=why):
+        render(template, {"a": ["1", "2"]})
+    if why != "range longer than":
+        (problem,) = check_template(template, {"a"})
+        assert problem.kind == "syntax" and why in problem.message
+
+
+def test_a_single_small_loop_still_renders():
+    assert render("{% for x in range(3) %}{{ x }}{% endfor %}", {}) == "012"

@@ -135,12 +135,40 @@ def _syntax_message(error: TemplateSyntaxError) -> str:
     return f"template syntax error{where}: {error.message}"
 
 
+_MAX_LOOP = 1000
+
+
+def _small_range(*args: int) -> range:
+    result = range(*args)
+    if len(result) > _MAX_LOOP:
+        raise SecurityError(f"range longer than {_MAX_LOOP}")
+    return result
+
+
+_ENV.globals["range"] = _small_range
+
+
+def _work_problem(ast: nodes.Template) -> str | None:
+    """Why a template could run for an unbounded time, or None. A merge template has no use for
+    macros or nested and recursive loops, and without them its work is bounded by its size and
+    its data; a tick renders many and must not stall on one."""
+    if next(ast.find_all((nodes.Macro, nodes.CallBlock)), None) is not None:
+        return "macros are not allowed in merge templates"
+    for loop in ast.find_all(nodes.For):
+        if loop.recursive:
+            return f"recursive loops are not allowed (line {loop.lineno})"
+        if next(loop.find_all(nodes.For), None) is not None:
+            return f"nested loops are not allowed (line {loop.lineno})"
+    return None
+
+
 @lru_cache(maxsize=2048)
 def _compile(template: str) -> Template:
-    try:
-        return _ENV.from_string(template)
-    except TemplateSyntaxError as error:
-        raise RenderError(_syntax_message(error)) from None
+    ast = _parse(template)
+    problem = _work_problem(ast)
+    if problem:
+        raise RenderError(f"template not allowed: {problem}")
+    return _ENV.from_string(ast)
 
 
 def merge_context(contact: Mapping[str, Any], owner: Mapping[str, Any] | None) -> dict[str, str]:
@@ -182,7 +210,8 @@ def render(template: str, context: Mapping[str, Any]) -> str:
         raise RenderError(f"template not allowed: {error}") from None
     except TemplateError as error:
         raise RenderError(f"template error: {error}") from None
-    except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as error:
+    except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError,
+            RecursionError) as error:
         raise RenderError(f"template error: {type(error).__name__}: {error}") from None
 
 
@@ -234,6 +263,9 @@ def check_template(template: str, known: set[str]) -> list[TemplateProblem]:
         ast = _ENV.parse(template)
     except TemplateSyntaxError as error:
         return [TemplateProblem("syntax", _syntax_message(error), error.lineno, None, None)]
+    problem = _work_problem(ast)
+    if problem:
+        return [TemplateProblem("syntax", f"template not allowed: {problem}", None, None, None)]
     all_known = set(known) | set(BUILTIN_VARIABLES)
     problems: list[TemplateProblem] = []
     found = _undeclared_names(ast)
