@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import email
 import email.policy
+import functools
 import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,12 +53,18 @@ def _queued_message_id(db: Database, enrollment_id: int, step_id: int) -> str | 
 
 
 def _database_salt(db: Database) -> str:
-    row = db.execute("SELECT value FROM settings WHERE key = '_message_id_salt'").fetchone()
-    if row is None:
-        db.execute("INSERT OR IGNORE INTO settings (key, value) VALUES ('_message_id_salt', ?)",
-                   [secrets.token_hex(16)])
+    """This database's random salt, created on first use and kept on the connection (it never
+    changes), so queueing thousands of emails in a tick asks for it once."""
+    salt = getattr(db, "_message_id_salt", None)
+    if salt is None:
         row = db.execute("SELECT value FROM settings WHERE key = '_message_id_salt'").fetchone()
-    return row[0]
+        if row is None:
+            db.execute("INSERT OR IGNORE INTO settings (key, value) VALUES ('_message_id_salt', ?)",
+                       [secrets.token_hex(16)])
+            row = db.execute(
+                "SELECT value FROM settings WHERE key = '_message_id_salt'").fetchone()
+        salt = db._message_id_salt = row[0]
+    return salt
 
 
 def _step_content(
@@ -121,6 +129,18 @@ def _previous_email(db: Database, enrollment_id: int, sequence_id: int, position
     return step_row, sent
 
 
+def _rendering_errors_as_user_errors(fn: Callable[..., Composed]) -> Callable[..., Composed]:
+    @functools.wraps(fn)
+    def wrapper(db: Database, enrollment_id: int, step: dict[str, Any], **options: Any) -> Composed:
+        try:
+            return fn(db, enrollment_id, step, **options)
+        except ValueError as exc:  # a template or address that cannot be rendered
+            raise SeqctlError(f"step {step.get('position')} cannot be rendered: {exc}") from None
+
+    return wrapper
+
+
+@_rendering_errors_as_user_errors
 def compose(
     db: Database,
     enrollment_id: int,
@@ -134,23 +154,6 @@ def compose(
     """Render the email `step` for `enrollment_id` as it would be sent at `date`, with the
     Message-ID stored when it was queued (`message_id`; computed when previewing). `predict`
     (preview): earlier emails not sent yet are taken as sent, for the thread."""
-    try:
-        return _compose(db, enrollment_id, step, date=date, variant=variant, predict=predict,
-                        message_id=message_id)
-    except ValueError as exc:  # a template or address that cannot be rendered
-        raise SeqctlError(f"step {step.get('position')} cannot be rendered: {exc}") from None
-
-
-def _compose(
-    db: Database,
-    enrollment_id: int,
-    step: dict[str, Any],
-    *,
-    date: datetime,
-    variant: str | None = None,
-    predict: bool = False,
-    message_id: str | None = None,
-) -> Composed:
     enr = db.execute(
         "SELECT e.id, e.sequence_id, e.contact_id, e.inbox_id, e.variant, "
         "s.track_opens, s.track_clicks FROM enrollments e JOIN sequences s ON s.id = e.sequence_id "

@@ -49,8 +49,7 @@ def on_reply(
     exits `reply_received`; `exit_on_company_reply` sequences also exit the replier's
     colleagues (same non-free-mail domain) with `company_replied`."""
     with transaction(db):
-        target = enrollment_id or _newest_enrollment(db, contact_id)
-        events.record(db, "reply", at, enrollment_id=target, contact_id=contact_id, detail=detail)
+        _record(db, "reply", contact_id, at, enrollment_id, detail)
         exited = exits.exit_contact(db, contact_id, "reply_received", at, detail=detail)
         exited += _company_exits(db, contact_id, at)
     return exited
@@ -95,6 +94,21 @@ def _newest_enrollment(db: Database, contact_id: int) -> int | None:
     return row[0] if row else None
 
 
+def _record(db: Database, kind: str, contact_id: int, at: datetime, enrollment_id: int | None,
+            detail: dict[str, Any] | None, *, outbox_id: int | None = None) -> None:
+    """Record an outcome once: on the enrollment it answered, else the contact's newest."""
+    events.record(db, kind, at, enrollment_id=enrollment_id or _newest_enrollment(db, contact_id),
+                  contact_id=contact_id, outbox_id=outbox_id, detail=detail)
+
+
+def _suppress_and_exit(db: Database, contact_id: int, reason: str, at: datetime,
+                       detail: dict[str, Any] | None) -> list[int]:
+    """Suppress the contact's address with `reason` and exit all its live enrollments."""
+    email = db.execute("SELECT email FROM contacts WHERE id = ?", [contact_id]).fetchone()[0]
+    exits.suppress(db, email, reason, at)
+    return exits.exit_contact(db, contact_id, reason, at, detail=detail)
+
+
 def on_bounce(
     db: Database,
     contact_id: int,
@@ -109,21 +123,11 @@ def on_bounce(
     recorded only. `outbox_id`: the email that bounced, when known (else the enrollment's last
     sent one), which the inbox's bounce rate counts against."""
     with transaction(db):
-        target = enrollment_id or _newest_enrollment(db, contact_id)
-        events.record(
-            db,
-            "bounce" if hard else "soft_bounce",
-            at,
-            enrollment_id=target,
-            contact_id=contact_id,
-            outbox_id=outbox_id,
-            detail=detail,
-        )
+        _record(db, "bounce" if hard else "soft_bounce", contact_id, at, enrollment_id, detail,
+                outbox_id=outbox_id)
         if not hard:
             return []
-        email = db.execute("SELECT email FROM contacts WHERE id = ?", [contact_id]).fetchone()[0]
-        exits.suppress(db, email, "bounced", at)
-        return exits.exit_contact(db, contact_id, "bounced", at, detail=detail)
+        return _suppress_and_exit(db, contact_id, "bounced", at, detail)
 
 
 def on_unsubscribe(
@@ -137,13 +141,8 @@ def on_unsubscribe(
     """Suppress the address and exit every live enrollment of the contact `unsubscribed`,
     whatever the sequences' flags."""
     with transaction(db):
-        target = enrollment_id or _newest_enrollment(db, contact_id)
-        events.record(
-            db, "unsubscribe", at, enrollment_id=target, contact_id=contact_id, detail=detail
-        )
-        email = db.execute("SELECT email FROM contacts WHERE id = ?", [contact_id]).fetchone()[0]
-        exits.suppress(db, email, "unsubscribed", at)
-        return exits.exit_contact(db, contact_id, "unsubscribed", at, detail=detail)
+        _record(db, "unsubscribe", contact_id, at, enrollment_id, detail)
+        return _suppress_and_exit(db, contact_id, "unsubscribed", at, detail)
 
 
 def on_meeting(
@@ -156,8 +155,7 @@ def on_meeting(
 ) -> list[int]:
     """A meeting booked: exit `booking` where the sequence has `exit_on_booking`."""
     with transaction(db):
-        target = enrollment_id or _newest_enrollment(db, contact_id)
-        events.record(db, "meeting", at, enrollment_id=target, contact_id=contact_id, detail=detail)
+        _record(db, "meeting", contact_id, at, enrollment_id, detail)
         return exits.exit_contact(db, contact_id, "booking", at, detail=detail)
 
 
