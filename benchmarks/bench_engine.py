@@ -67,7 +67,16 @@ def main() -> None:
 
     from seqctl import clock
     from seqctl import db as database
-    from seqctl.engine import accounts, contacts, cycle, enroll, sequences, tick
+    from seqctl.engine import (
+        accounts,
+        contacts,
+        cycle,
+        enroll,
+        sequence_reader,
+        sequence_store,
+        tick,
+    )
+    from seqctl.engine.counts import TickCounts
     from seqctl.providers.maildir import create_maildir
 
     db = database.get()
@@ -76,8 +85,8 @@ def main() -> None:
     accounts.add_user(db, "rep@bench.example", "Rep")
     create_maildir(folder / "mail")
     accounts.add_inbox(db, "maildir", "rep@bench.example", {"dir": str(folder / "mail")})
-    validation = sequences.validate_sequence(SEQUENCE)
-    sequences.apply_spec(db, validation.spec, now)
+    validation = sequence_reader.validate_sequence(SEQUENCE)
+    sequence_store.apply_spec(db, validation.spec, now)
     # the first step is due in the future for everyone, so enrolling fires nothing yet
     db.execute("UPDATE steps SET delay_calendar_days = 30 WHERE position = 1")
     results: list[tuple[str, str, str]] = []
@@ -106,7 +115,7 @@ def main() -> None:
 
     db.execute("UPDATE enrollments SET next_run_at = ? WHERE id <= ?",
                [clock.iso(now), args.due])
-    counts = tick.TickCounts()
+    counts = TickCounts()
     t = time.perf_counter()
     tick.run_engine(db, later, counts)
     engine_time = time.perf_counter() - t

@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from seqctl import clock
 from seqctl import db as database
-from seqctl.engine import tracking
+from seqctl.engine import links, tracking
 
 # The smallest transparent GIF (1x1, one transparent colour).
 PIXEL = (
@@ -73,13 +73,14 @@ class _Connections:
         return db
 
 
-def make_app(db_path: Path) -> Starlette:
-    """The Starlette app serving tracking links against the database at `db_path`."""
+def make_app(db_path: Path, key: bytes) -> Starlette:
+    """The Starlette app serving tracking links against the database at `db_path`; `key` is
+    the install secret the links are signed with."""
     connections = _Connections(Path(db_path))
     database.connect(Path(db_path)).close()      # create and migrate once, up front
 
     def open_pixel(request: Request) -> Response:
-        token = tracking.verify("o", request.path_params["token"])
+        token = links.verify("o", request.path_params["token"], key=key)
         if token is None:
             return _not_found()
         db = connections.get()
@@ -92,19 +93,19 @@ def make_app(db_path: Path) -> Starlette:
         return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
     def click(request: Request) -> Response:
-        token = tracking.verify("c", request.path_params["token"])
+        token = links.verify("c", request.path_params["token"], key=key)
         if token is None:
             return _not_found()
         if request.method == "HEAD":   # link checkers: the answer, but nothing recorded
             url = tracking.click_target(connections.get(), token)
         else:
-            url = tracking.record_click(connections.get(), token, clock.now())
+            url = tracking.record_click(connections.get(), token, clock.now(), key=key)
         if url is None:
             return _not_found()
         return RedirectResponse(url, status_code=302, headers=NO_STORE)
 
     def confirm_page(request: Request) -> Response:
-        token = tracking.verify("u", request.path_params["token"])
+        token = links.verify("u", request.path_params["token"], key=key)
         if token is None or tracking.find_email(connections.get(), token.message_id) is None:
             return _not_found()
         return _page(
@@ -116,7 +117,7 @@ def make_app(db_path: Path) -> Starlette:
         )
 
     async def one_click(request: Request) -> Response:
-        token = tracking.verify("u", request.path_params["token"])
+        token = links.verify("u", request.path_params["token"], key=key)
         if token is None:
             return _not_found()
         try:
@@ -145,5 +146,5 @@ def make_app(db_path: Path) -> Starlette:
     ])
 
 
-def _unsubscribe(connections: _Connections, token: tracking.Token) -> bool:
+def _unsubscribe(connections: _Connections, token: links.Token) -> bool:
     return tracking.unsubscribe(connections.get(), token, clock.now(), via="one-click")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from seqctl import clock
 from seqctl import db as database
-from seqctl.engine import accounts, cycle, enroll, sequences
-from seqctl.engine.tick import TickCounts
+from seqctl.engine import accounts, cycle, enroll, sequence_reader, sequence_store
+from seqctl.engine.counts import TickCounts
 
 
 def at(text: str) -> datetime:
@@ -29,9 +29,9 @@ def setup_account(home: Path, address: str = "rep@acme.test", first_name: str = 
 
 
 def apply_yaml(db, text: str, now: datetime | None = None):
-    validation = sequences.validate_sequence(textwrap.dedent(text))
+    validation = sequence_reader.validate_sequence(textwrap.dedent(text))
     assert validation.ok, validation.errors
-    return sequences.apply_spec(db, validation.spec, now or clock.now())
+    return sequence_store.apply_spec(db, validation.spec, now or clock.now())
 
 
 def enroll_all(db, sequence: str, emails: list[str], now: datetime) -> dict:

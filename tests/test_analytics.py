@@ -10,8 +10,11 @@ from datetime import timedelta
 
 import pytest
 
+from seqctl import config
 from seqctl.engine import analytics, outcomes, tracking
+from seqctl.engine import links as signed
 from seqctl.engine.render import variant_for
+from seqctl.files import install_secret
 from tests.helpers import apply_yaml, at, enroll_all, setup_account, tick
 
 T0 = at("2026-03-02T14:00:00Z")           # a Monday
@@ -72,8 +75,13 @@ def links(raw: bytes) -> dict:
             "unsubscribe": unsubscribe[1] if unsubscribe else None}
 
 
-def token(url: str, kind: str) -> tracking.Token:
-    verified = tracking.verify(kind, url.rsplit("/", 1)[1])
+def key() -> bytes:
+    """The install secret of the test home (what `seqctl serve` signs and checks with)."""
+    return install_secret(config.home())
+
+
+def token(url: str, kind: str) -> signed.Token:
+    verified = signed.verify(kind, url.rsplit("/", 1)[1], key=key())
     assert verified is not None
     return verified
 
@@ -98,7 +106,9 @@ def test_stats_match_hand_counted_sends_opens_clicks_and_outcomes(home):
         assert tracking.record_open(db, token(step[address]["pixel"], "o"), when)
 
     def click(address, url, when, step=first):
-        assert tracking.record_click(db, token(step[address]["clicks"][url], "c"), when) == url
+        assert tracking.record_click(
+            db, token(step[address]["clicks"][url], "c"), when, key=key()
+        ) == url
 
     # c1 (B) replies, then writes again: one reply
     outcomes.on_reply(db, contact_id(db, c1), T0 + timedelta(hours=1))
@@ -198,8 +208,8 @@ def test_click_only_redirects_to_links_of_that_email(home):
         ("https://evil.test/demo", False),
         ("javascript:alert(1)", False),
     ]:
-        forged = tracking.link("https://t.acme.test", "c", message_id, url)
-        result = tracking.record_click(db, token(forged, "c"), later)
+        forged = signed.link("https://t.acme.test", "c", message_id, url, key=key())
+        result = tracking.record_click(db, token(forged, "c"), later, key=key())
         assert (result is not None) == allowed, url
     assert db.execute("SELECT COUNT(*) FROM events WHERE kind = 'click'").fetchone()[0] == 3
 

@@ -293,7 +293,8 @@ class _FlakyMaildir:
 @pytest.mark.parametrize("event", ["unsubscribe", "reply"])
 def test_an_exit_during_a_retry_wait_stops_the_resend(home, event):
     from seqctl import db as database
-    from seqctl.engine import cycle, dispatch, outcomes
+    from seqctl.engine import cycle, outcomes
+    from seqctl.providers import registry
 
     db, maildir = setup_account(home)
     now = at("2026-03-02T14:00:00Z")
@@ -312,7 +313,7 @@ def test_an_exit_during_a_retry_wait_stops_the_resend(home, event):
     providers = []
 
     def factory(inbox):
-        providers.append(_FlakyMaildir(dispatch.default_factory(inbox), meanwhile))
+        providers.append(_FlakyMaildir(registry.default_factory(inbox), meanwhile))
         return providers[-1]
 
     clock.set_now(now)

@@ -19,7 +19,9 @@ from seqctl.providers.base import (
     TransientError,
     UndecidableError,
 )
-from seqctl.providers.smtp import PENDING_KEYWORD, SmtpProvider, envelope_recipients, strip_bcc
+from seqctl.providers.imap import PENDING_KEYWORD
+from seqctl.providers.mime import envelope_recipients, strip_bcc
+from seqctl.providers.smtp import SmtpProvider
 
 ADDRESS = "rep@example.com"
 

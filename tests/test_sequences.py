@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from seqctl import clock
-from seqctl.engine import sequences
+from seqctl.engine import sequence_reader, sequence_spec, sequence_store
 from seqctl.engine.schedule import Delay, SendWindow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def expectation(path: Path) -> tuple[int | None, str, str]:
 
 def validate(text: str, **kwargs):
     kwargs.setdefault("templates", TEMPLATES)
-    return sequences.validate_sequence(text, **kwargs)
+    return sequence_reader.validate_sequence(text, **kwargs)
 
 
 # --- pure validation --------------------------------------------------------------------------
@@ -63,7 +63,7 @@ def validate(text: str, **kwargs):
 @pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
 def test_bad_sequence_file_is_reported_with_line_and_field(path):
     line, field, fragment = expectation(path)
-    result = sequences.validate_sequence(path.read_text(), templates={})
+    result = sequence_reader.validate_sequence(path.read_text(), templates={})
     assert not result.ok and result.spec is None
     found = [(p.line, p.field, p.message) for p in result.errors]
     assert any(p_line == line and p_field == field and fragment in message
@@ -126,7 +126,7 @@ def test_custom_field_of_a_contact_is_a_known_merge_variable():
 
 def test_defaults_when_keys_are_absent():
     spec = validate("name: x\nsteps:\n  - step_type: wait\n").spec
-    assert spec.settings == sequences.SEQUENCE_DEFAULTS
+    assert spec.settings == sequence_spec.SEQUENCE_DEFAULTS
     assert spec.settings["active"] is True and spec.settings["timezone"] == "UTC"
     assert (spec.settings["send_window_start_hour"], spec.settings["send_window_end_hour"]) == (0, 24)
     step = spec.steps[0]
@@ -182,13 +182,13 @@ def test_sequence_window_and_step_delay_from_rows():
     row = {"timezone": "America/Chicago", "send_window_start_hour": 9,
            "send_window_end_hour": 17, "send_weekdays_only": 1, "holidays": "US",
            "send_in_contact_timezone": 0}
-    assert sequences.sequence_window(row) == SendWindow("America/Chicago", 9, 17, True, "US")
-    assert sequences.sequence_window(row, "Europe/Berlin").timezone == "America/Chicago"
+    assert sequence_spec.sequence_window(row) == SendWindow("America/Chicago", 9, 17, True, "US")
+    assert sequence_spec.sequence_window(row, "Europe/Berlin").timezone == "America/Chicago"
     row["send_in_contact_timezone"] = 1
-    assert sequences.sequence_window(row, "Europe/Berlin").timezone == "Europe/Berlin"
-    assert sequences.sequence_window(row, "Not/AZone").timezone == "America/Chicago"
+    assert sequence_spec.sequence_window(row, "Europe/Berlin").timezone == "Europe/Berlin"
+    assert sequence_spec.sequence_window(row, "Not/AZone").timezone == "America/Chicago"
     step = {"delay_business_days": 2, "delay_calendar_days": 1, "delay_hours": 4.5}
-    assert sequences.step_delay(step) == Delay(2, 1, 4.5)
+    assert sequence_spec.step_delay(step) == Delay(2, 1, 4.5)
 
 
 def test_live_steps_are_ordered_and_skip_removed(home):
@@ -196,11 +196,11 @@ def test_live_steps_are_ordered_and_skip_removed(home):
 
     db = database.get()
     spec = validate(THREE_EMAILS).spec
-    sequences.apply_spec(db, spec, clock.from_iso(NOW))
-    sequence = sequences.get_sequence(db, "three")
+    sequence_store.apply_spec(db, spec, clock.from_iso(NOW))
+    sequence = sequence_store.get_sequence(db, "three")
     spec.steps = [spec.steps[2], spec.steps[0]]
-    sequences.apply_spec(db, spec, clock.from_iso(NOW))
-    steps = sequences.live_steps(db, sequence["id"])
+    sequence_store.apply_spec(db, spec, clock.from_iso(NOW))
+    steps = sequence_store.live_steps(db, sequence["id"])
     assert [(s["position"], s["step_key"]) for s in steps] == [(1, "c"), (2, "a")]
     assert steps[0]["cc"] == [] and steps[0]["variant_b"] is None
 
@@ -440,7 +440,7 @@ def test_export_keeps_spec_key_order_and_block_bodies(run, tmp_path):
     run("sequence", "apply", EXAMPLE)
     out = run("sequence", "export", "cold-saas-intro").out
     keys = [line.split(":")[0] for line in out.splitlines() if re.match(r"^\w", line)]
-    assert keys == ["name", *sequences.SEQUENCE_DEFAULTS, "steps"]
+    assert keys == ["name", *sequence_spec.SEQUENCE_DEFAULTS, "steps"]
     assert "    body: |\n      Hi {{ first_name | default(\"there\") }},\n" in out
 
 

@@ -20,11 +20,11 @@ import pytest
 import uvicorn
 
 from seqctl import clock, config
-from seqctl.engine import tracking
+from seqctl.engine import links as signed
 from seqctl.server import PIXEL, make_app
 from tests.conftest import ROOT
 from tests.helpers import apply_yaml, enroll_all, tick
-from tests.test_analytics import CONTACTS, T0, TRACKED, links, sent_raw, setup_tracked
+from tests.test_analytics import CONTACTS, T0, TRACKED, key, links, sent_raw, setup_tracked
 
 ANN, BOB = CONTACTS[0], CONTACTS[1]
 
@@ -39,7 +39,7 @@ def _free_port() -> int:
 def server(home):
     """`seqctl serve`'s app under uvicorn in a thread; yields its base URL."""
     port = _free_port()
-    app = make_app(config.db_path())
+    app = make_app(config.db_path(), key())
     instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                              log_level="warning", lifespan="off"))
     thread = threading.Thread(target=instance.run, daemon=True)
@@ -141,7 +141,7 @@ def test_forged_altered_and_misused_tokens_get_404_and_record_nothing(sent, serv
     ann, bob = mail[ANN], mail[BOB]
     ann_token = ann["unsubscribe"].rsplit("/", 1)[1]
     bob_token = bob["unsubscribe"].rsplit("/", 1)[1]
-    ann_message = tracking.verify("u", ann_token).message_id
+    ann_message = signed.verify("u", ann_token, key=key()).message_id
     refused = [
         ("post", _tampered(ann["unsubscribe"])),                        # altered payload
         ("post", ann["unsubscribe"][:-1] + ("0" if ann["unsubscribe"][-1] != "0" else "1")),
@@ -149,13 +149,13 @@ def test_forged_altered_and_misused_tokens_get_404_and_record_nothing(sent, serv
         ("post", f"{server}/u/{ann['pixel'].rsplit('/', 1)[1]}"),        # an open token
         ("post", f"{server}/u/not-a-token"),
         ("post", f"{server}/u/%C3%A9t%C3%A9.abc"),                        # not ASCII
-        ("post", tracking.link(server, "u", "<nobody@example.test>")),   # no such email
+        ("post", signed.link(server, "u", "<nobody@example.test>", key=key())),   # no such email
         ("get", _tampered(ann["pixel"])),
         ("get", f"{server}/o/{ann_token}"),                              # an unsubscribe token
         ("get", _tampered(ann["clicks"]["https://acme.test/demo"])),
         ("get", f"{server}/c/{ann['pixel'].rsplit('/', 1)[1]}"),
         # correctly signed, but the URL is not in that email: no open redirect
-        ("get", tracking.link(server, "c", ann_message, "https://evil.test/login")),
+        ("get", signed.link(server, "c", ann_message, "https://evil.test/login", key=key())),
         ("get", f"{server}/x/{ann_token}"),
     ]
     before = _count(db, "SELECT COUNT(*) FROM events")

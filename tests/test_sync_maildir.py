@@ -11,7 +11,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 
 from seqctl import settings
-from seqctl.engine import cycle, exits, outcomes, plan, sync
+from seqctl.engine import cycle, exits, inbox_health, outcomes, plan, sync
 from tests.helpers import apply_yaml, at, enroll_all, sent_files, setup_account, tick
 
 REP = "rep@acme.test"
@@ -465,13 +465,13 @@ def test_hard_bounces_over_the_threshold_pause_the_inbox(home, run):
     shown = run("tick", "--phase", "dispatch", now="2026-03-04T14:01:00Z")
     assert "paused" in shown.err
     assert len(sent_files(maildir)) == 20
-    assert sync.resume_inbox(db, REP, wednesday)
+    assert inbox_health.resume_inbox(db, REP, wednesday)
     assert db.execute("SELECT status, status_message FROM inboxes").fetchone() == ("active", None)
     assert tick(db, wednesday + timedelta(minutes=2)).emails_sent == 18
     # judged afresh after the resume: the old bounces do not pause it again
     tick(db, wednesday + timedelta(minutes=5))
     assert db.execute("SELECT status FROM inboxes").fetchone()[0] == "active"
-    assert not sync.resume_inbox(db, REP, wednesday)
+    assert not inbox_health.resume_inbox(db, REP, wednesday)
 
 
 def test_bounce_threshold_setting_is_read(home):

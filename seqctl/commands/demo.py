@@ -63,7 +63,7 @@ def _say(text: str) -> None:
 
 
 def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int) -> None:
-    from seqctl.engine import accounts, contacts, cycle, enroll, sequences
+    from seqctl.engine import accounts, contacts, cycle, enroll, sequence_store
     from seqctl.providers.maildir import create_maildir
 
     start = clock.parse_instant(DEMO_START)
@@ -79,10 +79,10 @@ def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int) -> N
                 f"{mail / 'inbox'}")
 
     _say(f"seqctl sequence apply {sequence_file.name}")
-    validation = sequences.validate_text(db, sequence_file.read_text())
+    validation = sequence_store.validate_text(db, sequence_file.read_text())
     if not validation.ok:
         raise SeqctlError(f"{sequence_file}: {validation.errors[0]}")
-    result = sequences.apply_spec(db, validation.spec, start)
+    result = sequence_store.apply_spec(db, validation.spec, start)
     output.line(f"  {result.action} '{result.name}' with {result.steps} steps")
 
     _say(f"seqctl contacts import {contacts_file.name}")

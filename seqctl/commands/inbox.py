@@ -291,14 +291,14 @@ def resume(address: str, json_out: JsonOpt = False) -> None:
     that `needs_reauth` is first checked with its provider, and stays paused (with the command
     to reconnect) unless its authorization works again. Failed enrollments are resumed
     separately: `seqctl resume --failed --inbox ADDRESS`."""
-    from seqctl.engine import dispatch
+    from seqctl.providers import registry
     from seqctl.providers.base import AuthRevokedError, ProviderError
 
     database = db()
     row = accounts.inbox(database, address)
     if row["status"] == "needs_reauth":
         try:
-            dispatch.default_factory(row).fetch_new(None)
+            registry.default_factory(row).fetch_new(None)
         except AuthRevokedError as exc:
             raise SeqctlError(f"{row['address']} is still not authorized ({exc}); reconnect it "
                               f"with {accounts.reconnect_command(row)}") from None

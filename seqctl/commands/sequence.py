@@ -11,8 +11,8 @@ import typer
 from seqctl import clock, output
 from seqctl.commands._common import JsonOpt, db, default, group
 from seqctl.db import transaction
-from seqctl.engine import sequences
-from seqctl.engine.sequences import Problem, Validation
+from seqctl.engine import sequence_export, sequence_queries, sequence_reader, sequence_store
+from seqctl.engine.sequence_spec import Problem, Validation
 
 app = group("Sequences: the steps (emails, calls, LinkedIn, tasks, waits) and their schedule.")
 
@@ -54,7 +54,7 @@ def _check_files(files: list[str]) -> list[tuple[str, Validation]]:
     """Validate every file (nothing is written); also flag one name applied by two files."""
     paths = _paths(files)
     database = db()
-    custom, templates = sequences.validation_context(database)
+    custom, templates = sequence_store.validation_context(database)
     results: list[tuple[str, Validation]] = []
     names: dict[str, str] = {}
     for path in paths:
@@ -63,7 +63,7 @@ def _check_files(files: list[str]) -> list[tuple[str, Validation]]:
         if problem is not None:
             results.append((label, Validation(None, None, [problem], [], [])))
             continue
-        validation = sequences.validate_sequence(text, known_custom=custom, templates=templates)
+        validation = sequence_reader.validate_sequence(text, known_custom=custom, templates=templates)
         if validation.name is not None:
             if validation.name in names:
                 validation.errors.append(Problem(None, "name", f"'{validation.name}' is also "
@@ -133,7 +133,7 @@ def apply(files: Files, json_out: JsonOpt = False) -> None:
     applied = []
     with transaction(database):
         for _, validation in results:
-            applied.append(sequences.apply_spec(database, validation.spec, now))
+            applied.append(sequence_store.apply_spec(database, validation.spec, now))
     documents = []
     for (label, validation), result in zip(results, applied, strict=True):
         for message in result.warnings:
@@ -160,7 +160,7 @@ def apply(files: Files, json_out: JsonOpt = False) -> None:
 @app.command("list")
 def list_(json_out: JsonOpt = False) -> None:
     """List sequences with their step count and enrollments by status."""
-    rows = sequences.list_sequences(db())
+    rows = sequence_queries.list_sequences(db())
     if json_out:
         output.emit_json(rows)
         return
@@ -198,7 +198,7 @@ def _summary(step: dict) -> str:
 @app.command("show")
 def show(name: NameArg, json_out: JsonOpt = False) -> None:
     """Show a sequence's settings and steps."""
-    document = sequences.show(db(), name)
+    document = sequence_queries.show(db(), name)
     if json_out:
         output.emit_json(document)
         return
@@ -221,21 +221,21 @@ def show(name: NameArg, json_out: JsonOpt = False) -> None:
 @app.command("export")
 def export(name: NameArg) -> None:
     """Print a sequence as YAML that `seqctl sequence apply` accepts unchanged."""
-    sys.stdout.write(sequences.export_yaml(db(), name))
+    sys.stdout.write(sequence_export.export_yaml(db(), name))
 
 
 @app.command("duplicate")
 def duplicate(name: NameArg, new_name: Annotated[str, typer.Argument(help="Name of the copy.")]
               ) -> None:
     """Copy a sequence and its steps (not its enrollments) under a new name."""
-    result = sequences.duplicate(db(), name, new_name, clock.now())
+    result = sequence_store.duplicate(db(), name, new_name, clock.now())
     output.info(f"copied sequence {name} to {new_name} ({_steps(result['steps'])})")
 
 
 @app.command("activate")
 def activate(name: NameArg) -> None:
     """Let a sequence accept new enrollments again."""
-    changed = sequences.set_active(db(), name, True, clock.now())
+    changed = sequence_store.set_active(db(), name, True, clock.now())
     output.info(f"sequence {name} " + ("activated" if changed else "was already active"))
 
 
@@ -243,7 +243,7 @@ def activate(name: NameArg) -> None:
 def deactivate(name: NameArg) -> None:
     """Stop new enrollments. Contacts already in the sequence keep going (use `pause` or
     `unenroll` to stop them)."""
-    changed = sequences.set_active(db(), name, False, clock.now())
+    changed = sequence_store.set_active(db(), name, False, clock.now())
     output.info(f"sequence {name} " + ("deactivated: no new enrollments; existing ones "
                                        "continue" if changed else "was already inactive"))
 
@@ -257,6 +257,6 @@ def delete(
     """Delete a sequence. Refused while contacts are still in it (active, paused or failed)
     unless --force. A sequence with history is hidden and renamed rather than erased, so
     stats and events keep it; its name becomes free."""
-    result = sequences.delete(db(), name, clock.now(), force=force)
+    result = sequence_store.delete(db(), name, clock.now(), force=force)
     exited = f"; exited {result['exited']} enrollment(s)" if result["exited"] else ""
     output.info(f"deleted sequence {name}{exited}")

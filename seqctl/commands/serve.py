@@ -9,6 +9,7 @@ import typer
 from seqctl import config, output, settings
 from seqctl.commands._common import db
 from seqctl.errors import SeqctlError
+from seqctl.files import install_secret
 
 
 def register(root: typer.Typer) -> None:
@@ -34,5 +35,6 @@ def serve(
         output.warn("tracking_base_url is not set, so sent emails carry no links to this "
                     "server: `seqctl settings set tracking_base_url https://...`")
     output.info(f"serving on http://{host}:{port} (tracking_base_url: {base or 'not set'})")
-    uvicorn.run(make_app(config.db_path()), host=host, port=port, log_level="warning",
+    key = install_secret(config.home())
+    uvicorn.run(make_app(config.db_path(), key), host=host, port=port, log_level="warning",
                 server_header=False, proxy_headers=True)

@@ -13,7 +13,7 @@ from croniter import croniter
 from seqctl import clock, config, output, settings
 from seqctl.commands._common import JsonOpt, db, instant_option
 from seqctl.engine import cycle, timeline
-from seqctl.engine.tick import TickCounts
+from seqctl.engine.counts import TickCounts
 from seqctl.errors import SeqctlError
 
 

@@ -8,12 +8,11 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from seqctl import clock, config
+from seqctl import clock
 from seqctl.clock import iso
 from seqctl.db import transaction
 from seqctl.engine import contacts
 from seqctl.errors import SeqctlError
-from seqctl.providers.base import InboxInfo
 
 INBOX_KINDS = ("maildir", "gmail", "outlook", "smtp")
 
@@ -209,16 +208,6 @@ def inbox_by_id(db: Database, inbox_id: int) -> dict[str, Any] | None:
 def list_inboxes(db: Database) -> list[dict[str, Any]]:
     rows = db.execute(_INBOX_SELECT + " WHERE i.status != 'removed' ORDER BY i.id").fetchall()
     return [_inbox_row(r) for r in rows]
-
-
-def inbox_info(row: dict[str, Any]) -> InboxInfo:
-    return InboxInfo(
-        id=row["id"],
-        address=row["address"],
-        kind=row["kind"],
-        config=row["config"],
-        home=config.home(),
-    )
 
 
 def default_inbox_for(db: Database, owner_email: str | None) -> int | None:

@@ -15,8 +15,9 @@ from typing import Any
 from sqlite_utils import Database
 
 from seqctl.clock import from_iso
-from seqctl.engine import accounts, outcomes
+from seqctl.engine import outcomes
 from seqctl.providers.base import InboxInfo, ProviderError
+from seqctl.providers.registry import inbox_info
 
 BookingLookup = Callable[[InboxInfo, str, datetime], bool]
 
@@ -54,7 +55,7 @@ def check_bookings(
         "GROUP BY c.id ORDER BY c.id",
         [inbox["id"]],
     ).fetchall()
-    info = accounts.inbox_info(inbox)
+    info = inbox_info(inbox)
     booked = 0
     for contact_id, email, enrolled_at in rows:
         try:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from seqctl import config, settings
-from seqctl.engine import contacts, render, tracking
+from seqctl.engine import contacts, links, render
 from seqctl.engine.message import BuiltMessage, OutgoingEmail, Tracking, Unsubscribe, build_message
 from seqctl.errors import SeqctlError
 from seqctl.files import install_secret
@@ -200,12 +200,14 @@ def compose(
         message_id_for(db, enrollment_id, step["id"], address))
     unsubscribe = Unsubscribe(
         mailto=settings.get(db, "unsubscribe_mailto") or _plus_tag(address, "unsubscribe"),
-        url=tracking.link(tracking_base, "u", message_id) if tracking_base else None,
+        url=(links.link(tracking_base, "u", message_id, key=install_secret(config.home()))
+             if tracking_base else None),
         physical_address=settings.get(db, "physical_address") or None,
     )
     track = None
     if tracking_base and (track_opens or track_clicks):
-        track = _tracking(tracking_base, message_id, bool(track_opens), bool(track_clicks))
+        track = _tracking(tracking_base, message_id, bool(track_opens), bool(track_clicks),
+                          install_secret(config.home()))
     outgoing = OutgoingEmail(
         from_address=address,
         from_name=" ".join(x for x in (owner_first, owner_last) if x),
@@ -264,8 +266,8 @@ def _plus_tag(address: str, tag: str) -> str:
     return f"{local}+{tag}@{domain}"
 
 
-def _tracking(base: str, message_id: str, opens: bool, clicks: bool) -> Tracking:
+def _tracking(base: str, message_id: str, opens: bool, clicks: bool, key: bytes) -> Tracking:
     return Tracking(
-        pixel_url=tracking.link(base, "o", message_id) if opens else None,
-        wrap_link=(lambda url: tracking.link(base, "c", message_id, url)) if clicks else None,
+        pixel_url=links.link(base, "o", message_id, key=key) if opens else None,
+        wrap_link=(lambda url: links.link(base, "c", message_id, url, key=key)) if clicks else None,
     )

@@ -41,6 +41,7 @@ from sqlite_utils import Database
 
 from seqctl import clock
 from seqctl.db import transaction
+from seqctl.engine.exits import on_stage_change
 from seqctl.errors import SeqctlError
 
 KNOWN_COLUMNS = (
@@ -531,8 +532,6 @@ def _enrolled_stages(db: Database) -> dict[str, tuple[int, str]]:
 def _exit_on_stage_change(
     db: Database, merged: dict[str, dict], enrolled: dict[str, tuple[int, str]], at: datetime
 ) -> None:
-    from seqctl.engine.exits import on_stage_change
-
     for email, (contact_id, stage) in enrolled.items():
         row = merged.get(email)
         if row and row.get("lifecycle_stage") and row["lifecycle_stage"] != stage:
@@ -702,8 +701,6 @@ def set_field(db: Database, email: str, field_name: str, value: str) -> dict[str
 def set_stage(db: Database, email: str, stage: str) -> dict[str, Any]:
     """Change the lifecycle stage; when it really changes, sequences that exit on a stage
     change are exited for this contact."""
-    from seqctl.engine.exits import on_stage_change
-
     contact = get_contact(db, email)
     stage = stage.strip()
     now = clock.now()

@@ -10,8 +10,9 @@ from croniter import croniter
 from sqlite_utils import Database
 
 from seqctl import settings
-from seqctl.engine import dispatch, tick
-from seqctl.engine.tick import TickCounts
+from seqctl.engine import dispatch, sync, tick
+from seqctl.engine.counts import TickCounts
+from seqctl.providers.registry import ProviderFactory, default_factory
 
 PHASES = ("all", "sync", "engine", "dispatch")
 
@@ -53,7 +54,7 @@ def run(
     *,
     phase: str = "all",
     dry_run: bool = False,
-    factory: dispatch.ProviderFactory = dispatch.default_factory,
+    factory: ProviderFactory = default_factory,
     progress: Callable[[int, int], None] | None = None,
 ) -> TickCounts:
     lock = tick.TickLock()
@@ -62,8 +63,6 @@ def run(
     try:
         counts = TickCounts()
         if phase == "sync" or (phase == "all" and not dry_run and sync_due(db, now)):
-            from seqctl.engine import sync
-
             before = db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
             counts.synced += sync.run_sync(db, now, factory=factory)
             counts.exited += db.execute(
@@ -80,7 +79,9 @@ def run(
                 return counts
             tick.run_engine(db, now, counts, progress)
         if phase in ("all", "dispatch"):
-            dispatch.run_dispatch(db, now, counts, dry_run=dry_run, factory=factory)
+            dispatch.run_dispatch(
+                db, now, counts, dry_run=dry_run, factory=factory, before_first_send=sync.sync_inbox
+            )
         return counts
     finally:
         lock.release()

@@ -28,8 +28,9 @@ from seqctl import db as database
 from seqctl.clock import from_iso, iso
 from seqctl.db import transaction
 from seqctl.engine import accounts, compose, events, exits, plan
+from seqctl.engine.counts import TickCounts
 from seqctl.engine.schedule import into_window
-from seqctl.engine.tick import TickCounts, advance, fail_enrollment
+from seqctl.engine.tick import advance, fail_enrollment
 from seqctl.errors import SeqctlError
 from seqctl.providers.base import (
     AuthRevokedError,
@@ -39,9 +40,10 @@ from seqctl.providers.base import (
     TransientError,
     UndecidableError,
 )
-from seqctl.providers.registry import open_provider
+from seqctl.providers.registry import ProviderFactory, default_factory
 
-ProviderFactory = Callable[[dict[str, Any]], Provider]
+# (db, inbox row, its open provider, now): see `run_dispatch`
+FirstSendHook = Callable[[Database, dict[str, Any], Provider, datetime], Any]
 
 # Retries inside one tick wait at most this long in all for one message; longer waits are left
 # to a later tick through next_attempt_at. SEQCTL_RETRY_BUDGET (seconds) overrides it.
@@ -58,10 +60,6 @@ def retry_budget() -> float:
         return max(0.0, float(value))
     except ValueError:
         raise SeqctlError(f"SEQCTL_RETRY_BUDGET must be a number of seconds, not '{value}'") from None
-
-
-def default_factory(inbox: dict[str, Any]) -> Provider:
-    return open_provider(accounts.inbox_info(inbox))
 
 
 def backoff(attempts: int, retry_after: float | None) -> float:
@@ -88,7 +86,11 @@ def run_dispatch(
     *,
     dry_run: bool = False,
     factory: ProviderFactory = default_factory,
+    before_first_send: FirstSendHook | None = None,
 ) -> None:
+    """Send the due queued emails within the caps. `before_first_send(db, inbox, provider, now)`
+    runs before an inbox's very first send (its sync cursor is unset): the tick passes
+    `sync.sync_inbox`, so where that inbox's sync starts is fixed before any reply can exist."""
     inboxes = {row["id"]: row for row in accounts.list_inboxes(db)}
     if not dry_run:
         reconcile_stale(db, inboxes, factory, counts)
@@ -142,7 +144,7 @@ def run_dispatch(
         return
     if len(batches) == 1:
         ((inbox_id, ids),) = batches.items()
-        _send_batch(db, inboxes[inbox_id], ids, factory, counts)
+        _send_batch(db, inboxes[inbox_id], ids, factory, counts, before_first_send)
         return
     path = config.db_path()
 
@@ -151,7 +153,7 @@ def run_dispatch(
         local_counts = TickCounts()
         own = database.connect(path)
         try:
-            _send_batch(own, inboxes[inbox_id], ids, factory, local_counts)
+            _send_batch(own, inboxes[inbox_id], ids, factory, local_counts, before_first_send)
         finally:
             own.close()
         return local_counts
@@ -228,6 +230,7 @@ def _send_batch(
     ids: list[int],
     factory: ProviderFactory,
     counts: TickCounts,
+    before_first_send: FirstSendHook | None,
 ) -> None:
     try:
         provider = factory(inbox)
@@ -237,12 +240,10 @@ def _send_batch(
     except (ProviderError, SeqctlError) as exc:
         _log(f"inbox {inbox['address']}: cannot open: {exc}")
         return
-    if inbox["sync_cursor"] is None:
+    if inbox["sync_cursor"] is None and before_first_send is not None:
         # the first send of this inbox: fix where its sync starts first, so that a reply to
         # this email is after the cursor and cannot be skipped as "old mail"
-        from seqctl.engine import sync
-
-        sync.sync_inbox(db, inbox, provider, clock.now())
+        before_first_send(db, inbox, provider, clock.now())
     plans = plan.Plans(db)
     for index, outbox_id in enumerate(ids):
         outcome = _send_one(db, inbox, provider, outbox_id, plans, counts)

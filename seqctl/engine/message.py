@@ -258,6 +258,11 @@ def _trim_url(url: str) -> str:
     return url
 
 
+def find_links(text: str) -> list[str]:
+    """The links in plain text as the HTML part makes them clickable, in order (repeats kept)."""
+    return [url for url in (_trim_url(m.group()) for m in _URL.finditer(text)) if url]
+
+
 def _escape_text(text: str) -> str:
     return html.escape(text, quote=False).replace("  ", "&nbsp; ").replace("\n", "<br>\n")
 

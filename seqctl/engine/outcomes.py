@@ -15,6 +15,9 @@ from sqlite_utils import Database
 from seqctl.clock import iso
 from seqctl.db import transaction
 from seqctl.engine import events, exits, plan
+from seqctl.engine.contacts import get_contact
+from seqctl.engine.enroll import find_enrollment
+from seqctl.engine.inbox_health import check_bounce_rate
 from seqctl.engine.schedule import into_window
 from seqctl.errors import SeqctlError
 
@@ -243,9 +246,6 @@ def log_outcome(
     """Fire an outcome by hand, exactly as if sync had read it. `sequence` names the
     enrollment the event is credited to in stats (default: the contact's latest); the exits
     are the same as for a synced message. Returns {"email", "event", "exited": [ids]}."""
-    from seqctl.engine.contacts import get_contact
-    from seqctl.engine.enroll import find_enrollment
-
     if event not in LOGGABLE:
         raise SeqctlError(f"cannot log '{event}': one of {', '.join(LOGGABLE)}")
     contact = get_contact(db, email)
@@ -264,8 +264,6 @@ def log_outcome(
             db, contact["id"], at, hard=hard, enrollment_id=enrollment_id, detail=detail
         )
         if hard:
-            from seqctl.engine.sync import check_bounce_rate
-
             for (inbox_id,) in db.execute(
                 "SELECT DISTINCT inbox_id FROM enrollments WHERE contact_id = ? "
                 "AND inbox_id IS NOT NULL",

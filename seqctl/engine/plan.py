@@ -13,7 +13,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from seqctl.engine.schedule import SendWindow, due_time
-from seqctl.engine.sequences import sequence_window, step_delay
+from seqctl.engine.sequence_spec import sequence_window, step_delay
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import fcntl
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,24 +14,9 @@ from seqctl import config
 from seqctl.clock import iso
 from seqctl.db import transaction
 from seqctl.engine import accounts, compose, enroll, events, exits, plan
+from seqctl.engine.counts import TickCounts
 
 BATCH = 2000
-
-
-@dataclass
-class TickCounts:
-    synced: int = 0
-    exited: int = 0
-    steps_fired: int = 0
-    emails_queued: int = 0
-    emails_sent: int = 0
-    tasks_created: int = 0
-    skipped_suppressed: int = 0
-    deferred: int = 0
-    failed: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 class TickLock:

@@ -1,10 +1,4 @@
-"""Signed links for one-click unsubscribe, the open pixel and click redirects, and what
-following one of them does.
-
-A link is `{tracking_base_url}/{kind}/{token}` with kind `u` (unsubscribe), `o` (open) or
-`c` (click). The token is `payload.mac`: payload = base64url(Message-ID without <>), plus
-`~base64url(url)` for clicks; mac = HMAC-SHA256 under the per-install secret, over kind and
-payload, so a token for one kind or message cannot be reused for another.
+"""What following a signed link does (the links themselves are `seqctl.engine.links`).
 
 `seqctl serve` verifies a token, then calls `record_open`, `record_click` or `unsubscribe`
 here. A click redirects only to a URL that is in the text of that very email (no open
@@ -14,74 +8,16 @@ redirect). Opens and clicks that look like a mail scanner's (see `analytics.is_e
 
 from __future__ import annotations
 
-import base64
-import email
-import email.policy
-import hashlib
-import hmac
-import html
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit, urlunsplit
 
 from sqlite_utils import Database
 
-from seqctl import config
 from seqctl.clock import from_iso
 from seqctl.db import transaction
-from seqctl.engine import analytics, events
-from seqctl.files import install_secret
-
-KINDS = ("u", "o", "c")
-
-
-def _b64(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def _unb64(text: str) -> str:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-
-
-def _mac(kind: str, payload: str) -> str:
-    key = install_secret(config.home())
-    return hmac.new(key, f"{kind}:{payload}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def link(base: str, kind: str, message_id: str, url: str | None = None) -> str:
-    payload = _b64(message_id.strip("<>"))
-    if url is not None:
-        payload += "~" + _b64(url)
-    return f"{base.rstrip('/')}/{kind}/{payload}.{_mac(kind, payload)}"
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str
-    message_id: str  # with <>
-    url: str | None
-
-
-def verify(kind: str, token: str) -> Token | None:
-    """The token's content when its signature is right for `kind`, else None."""
-    if kind not in KINDS or "." not in token or not token.isascii():
-        return None
-    payload, _, mac = token.rpartition(".")
-    if not hmac.compare_digest(mac, _mac(kind, payload)):
-        return None
-    try:
-        parts = payload.split("~")
-        message_id = "<" + _unb64(parts[0]) + ">"
-        url = _unb64(parts[1]) if len(parts) > 1 else None
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if len(parts) > 2 or (kind == "c") != (url is not None):
-        return None
-    return Token(kind, message_id, url)
-
-
-# --- what following a verified link does --------------------------------------------------
+from seqctl.engine import analytics, events, outcomes
+from seqctl.engine.links import Token, email_links, is_unsubscribe_link, normalise_url
 
 
 @dataclass(frozen=True)
@@ -106,47 +42,6 @@ def find_email(db: Database, message_id: str) -> SentEmail | None:
         return None
     raw = row[5].encode() if isinstance(row[5], str) else row[5]
     return SentEmail(row[0], row[1], row[2], row[3], from_iso(row[4]), raw)
-
-
-def normalise_url(url: str) -> str:
-    """The form two URLs are compared in: scheme and host lower case, default port and
-    entity escapes removed, an empty path as `/`."""
-    url = html.unescape(url.strip())
-    if "://" not in url:
-        url = "https://" + url
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    netloc = parts.netloc.lower()
-    default_port = {"http": ":80", "https": ":443"}.get(scheme)
-    if default_port and netloc.endswith(default_port):
-        netloc = netloc[: -len(default_port)]
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, parts.fragment))
-
-
-def email_links(raw: bytes) -> list[str]:
-    """The links in the text part of a sent message, as the HTML part made them clickable
-    (the same URL pattern), first occurrence first."""
-    from seqctl.engine.message import _URL, _trim_url  # the one definition of "a link"
-
-    message = email.message_from_bytes(raw, policy=email.policy.default)
-    part = message.get_body(preferencelist=("plain",))
-    if part is None:
-        return []
-    links: list[str] = []
-    for match in _URL.finditer(part.get_content()):
-        url = _trim_url(match.group())
-        if not url or url.lower() in ("http://", "https://", "www."):
-            continue
-        target = url if "://" in url else f"https://{url}"
-        if target not in links:
-            links.append(target)
-    return links
-
-
-def _is_unsubscribe_link(url: str) -> bool:
-    path = urlsplit(url).path.rstrip("/")
-    head, _, token = path.rpartition("/")
-    return head.endswith("/u") and verify("u", token) is not None
 
 
 def record_open(db: Database, token: Token, at: datetime) -> bool:
@@ -181,7 +76,7 @@ def click_target(db: Database, token: Token) -> str | None:
     return token.url
 
 
-def record_click(db: Database, token: Token, at: datetime) -> str | None:
+def record_click(db: Database, token: Token, at: datetime, *, key: bytes) -> str | None:
     """A tracked link was followed: record a `click` event and return the URL to redirect to;
     None (nothing recorded) when the token names no email we sent or its URL is not a link of
     that email. A click that completes a scanner burst flags the earlier clicks of the burst
@@ -193,7 +88,7 @@ def record_click(db: Database, token: Token, at: datetime) -> str | None:
     target = normalise_url(token.url)
     if target not in {normalise_url(link) for link in links}:
         return None
-    tracked = {normalise_url(link) for link in links if not _is_unsubscribe_link(link)}
+    tracked = {normalise_url(link) for link in links if not is_unsubscribe_link(link, key=key)}
     at = at.replace(microsecond=0)
     with transaction(db):
         earlier = db.execute(
@@ -233,8 +128,6 @@ def record_click(db: Database, token: Token, at: datetime) -> str | None:
 def unsubscribe(db: Database, token: Token, at: datetime, *, via: str) -> bool:
     """Suppress the email's recipient and exit all their live enrollments `unsubscribed`.
     Repeating it changes nothing. False when the token names no email to a contact."""
-    from seqctl.engine import outcomes
-
     with transaction(db):
         row = db.execute(
             "SELECT o.contact_id, o.enrollment_id, c.email FROM outbox o "

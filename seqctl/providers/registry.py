@@ -1,11 +1,16 @@
-"""Open the provider for an inbox kind."""
+"""Open the provider for an inbox: the one place that maps an inbox kind to its module.
+
+The engine gets providers only through a `ProviderFactory` (an `inboxes` row -> a provider);
+`default_factory` is the real one, tests pass fakes."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
+from seqctl import config
 from seqctl.providers.base import InboxInfo, Provider, ProviderError
 
 _CLASSES = {
@@ -21,6 +26,25 @@ OUTLOOK_MAIL_PROTOCOL_SCOPES = [
     "https://outlook.office.com/SMTP.Send",
     "https://outlook.office.com/IMAP.AccessAsUser.All",
 ]
+
+
+ProviderFactory = Callable[[dict[str, Any]], Provider]
+
+
+def inbox_info(row: dict[str, Any]) -> InboxInfo:
+    """What a provider needs of an `inboxes` row (as `accounts.list_inboxes` returns it)."""
+    return InboxInfo(
+        id=row["id"],
+        address=row["address"],
+        kind=row["kind"],
+        config=row["config"],
+        home=config.home(),
+    )
+
+
+def default_factory(inbox: dict[str, Any]) -> Provider:
+    """The provider of an `inboxes` row."""
+    return open_provider(inbox_info(inbox))
 
 
 def open_provider(info: InboxInfo) -> Provider:
