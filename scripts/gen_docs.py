@@ -17,9 +17,10 @@ from seqctl.cli import app  # noqa: E402
 
 def walk(command, path: list[str]):
     yield path, command
-    if hasattr(command, "commands"):
-        for name in sorted(command.commands):
-            yield from walk(command.commands[name], [*path, name])
+    if hasattr(command, "list_commands"):     # the root loads its commands only when asked
+        ctx = typer.Context(command, info_name=" ".join(path))
+        for name in sorted(command.list_commands(ctx)):
+            yield from walk(command.get_command(ctx, name), [*path, name])
 
 
 def main() -> None:

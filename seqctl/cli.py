@@ -1,4 +1,8 @@
-"""The root command. Each command group lives in its own module under seqctl/commands/."""
+"""The root command. Each command group lives in its own module under seqctl/commands/.
+
+Command modules are imported only when their command runs (or its `--help` is asked for):
+`seqctl --version`, `seqctl --help` and cron's `seqctl tick` load nothing they do not use.
+"""
 
 from __future__ import annotations
 
@@ -6,54 +10,159 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from seqctl import config
 from seqctl.errors import SeqctlError
 
+# Every command: NAME -> (module, its summary in `seqctl --help`). A module with a Typer `app`
+# is a group named NAME; a module with `register(root)` adds top-level commands, NAME among them.
+# The summary is the first sentence of the command's help (tests/test_cli_lazy.py checks it), so
+# the root help can list every command without importing one.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("seqctl.commands.init",
+             "Create the data folder and database (safe to run again)."),
+    "path": ("seqctl.commands.init", "Print where seqctl keeps its database and tokens."),
+    "backup": ("seqctl.commands.init",
+               "Copy the database to TARGET while seqctl keeps running (SQLite VACUUM INTO): "
+               "a consistent snapshot even during a tick."),
+    "enroll": ("seqctl.commands.enroll", "Enroll contacts in SEQUENCE."),
+    "pause": ("seqctl.commands.enroll",
+              "Pause EMAIL in SEQUENCE: nothing fires or sends until `seqctl resume`."),
+    "resume": ("seqctl.commands.enroll",
+               "Resume a paused or failed enrollment (SEQUENCE EMAIL), or with --failed every "
+               "failed one (of --inbox ADDRESS, after reconnecting it)."),
+    "unenroll": ("seqctl.commands.enroll",
+                 "Take EMAIL out of SEQUENCE for good (exit reason `manual`)."),
+    "tick": ("seqctl.commands.tick",
+             "Advance everything that is due: sync replies, fire steps, send emails."),
+    "sync": ("seqctl.commands.tick",
+             "Read new incoming mail now and apply replies, bounces, unsubscribes and bookings."),
+    "schedule": ("seqctl.commands.tick",
+                 "When each step fires for CONTACT: actual times for steps done, planned for "
+                 "the rest (as if enrolled now when the contact is not enrolled)."),
+    "cron": ("seqctl.commands.tick",
+             "Print crontab lines that run seqctl, and when they run next."),
+    "preview": ("seqctl.commands.preview",
+                "Show exactly what step N would send to CONTACT now: the raw message, byte for "
+                "byte what the inbox receives (with --json: its parts and headers)."),
+    "spam-score": ("seqctl.commands.preview",
+                   "Score an email's spam risk: 0-100 (lower is better), green < 30, amber "
+                   "30-59, red >= 60, with the reasons and how to fix each."),
+    "stats": ("seqctl.commands.stats",
+              "Sent, opens, clicks, replies, unsubscribes, bounces and meetings per step and "
+              "A/B variant, with rates over sent emails."),
+    "compare": ("seqctl.commands.stats",
+                "Rank two sequences by reply rate, with a two-proportion z-test of the "
+                "difference (\"not enough data yet\" below 30 sent emails each)."),
+    "serve": ("seqctl.commands.serve",
+              "Serve one-click unsubscribe (RFC 8058), the open pixel and click redirects for "
+              "the links in sent emails."),
+    "demo": ("seqctl.commands.demo",
+             "Run the whole loop on a maildir inbox in a temporary folder: apply the example "
+             "sequence, import the example contacts, enroll them, tick through simulated "
+             "days, drop a reply, tick again, and show the exits, tasks and stats."),
+    "users": ("seqctl.commands.users", "The reps who own inboxes and contacts."),
+    "inbox": ("seqctl.commands.inbox",
+              "The mailboxes seqctl sends from and watches for replies."),
+    "settings": ("seqctl.commands.settings",
+                 "Account-wide settings (caps, tracking URL, footer address, sync schedule)."),
+    "sequence": ("seqctl.commands.sequence",
+                 "Sequences: the steps (emails, calls, LinkedIn, tasks, waits) and their "
+                 "schedule."),
+    "contacts": ("seqctl.commands.contacts",
+                 "The people you reach out to: import them from CSV, look them up, edit them."),
+    "deals": ("seqctl.commands.deals", "Deals and the contacts on them."),
+    "enrollments": ("seqctl.commands.enrollments",
+                    "Who is in which sequence, and where they are in it."),
+    "tasks": ("seqctl.commands.tasks",
+              "Calls, LinkedIn touches and other tasks that steps create for you."),
+    "log": ("seqctl.commands.log",
+            "Log a reply, meeting or bounce you learned about elsewhere (a call, another "
+            "mailbox): the exits fire at once, exactly as when sync reads the message."),
+    "suppress": ("seqctl.commands.suppress", "Addresses seqctl never emails."),
+    "templates": ("seqctl.commands.templates",
+                  "Saved email templates (subject + body) that steps can use with "
+                  "`template: NAME`."),
+    "outbox": ("seqctl.commands.outbox",
+               "Emails waiting to go out, in flight, failed, or of unknown fate."),
+    "export": ("seqctl.commands.export",
+               "Export events or enrollments as CSV (a header row, one row per item)."),
+}
+
+
+def load_command(name: str) -> click.Command | None:
+    """The click command NAME, importing its module (None for an unknown name)."""
+    entry = COMMANDS.get(name)
+    if entry is None:
+        return None
+    module = importlib.import_module(entry[0])
+    if hasattr(module, "register"):
+        holder = typer.Typer(rich_markup_mode=None)
+        holder.callback()(lambda: None)      # a group even when the module adds one command
+        module.register(holder)
+        command = typer.main.get_command(holder).commands.get(name)  # type: ignore[attr-defined]
+    else:
+        command = typer.main.get_command(module.app)
+    if command is None:
+        return None
+    command.name = name
+    command.short_help = entry[1]
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """The root group: lists every command from COMMANDS, imports one only when it is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if command is None:
+            command = load_command(cmd_name)
+            if command is not None:
+                self.commands[cmd_name] = command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [(name, click.Command(name, short_help=summary).get_short_help_str(limit))
+                for name, (_, summary) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="seqctl",
-    help="Personal sales outreach cadences: sequences of emails, calls and tasks, "
-    "sent from your own mailbox, that stop when people answer.",
+    cls=LazyGroup,
+    help="Personal sales outreach cadences: sequences of emails, calls and tasks, sent from "
+    "your own mailbox, that stop when people answer.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode=None,          # plain click help: Rich would import every command
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-# Modules with a Typer `app` become groups named after NAME; modules with `register(root)` add
-# top-level commands.
-GROUPS = {
-    "users": "seqctl.commands.users",
-    "inbox": "seqctl.commands.inbox",
-    "settings": "seqctl.commands.settings",
-    "sequence": "seqctl.commands.sequence",
-    "contacts": "seqctl.commands.contacts",
-    "deals": "seqctl.commands.deals",
-    "enrollments": "seqctl.commands.enrollments",
-    "tasks": "seqctl.commands.tasks",
-    "log": "seqctl.commands.log",
-    "suppress": "seqctl.commands.suppress",
-    "templates": "seqctl.commands.templates",
-    "outbox": "seqctl.commands.outbox",
-    "export": "seqctl.commands.export",
-}
-TOP_LEVEL = [
-    "seqctl.commands.init",
-    "seqctl.commands.enroll",
-    "seqctl.commands.tick",
-    "seqctl.commands.preview",
-    "seqctl.commands.stats",
-    "seqctl.commands.serve",
-    "seqctl.commands.demo",
-]
+
+def _version(value: bool) -> None:
+    if value:
+        from seqctl import __version__
+
+        sys.stdout.write(f"seqctl {__version__}\n")
+        raise typer.Exit(0)
 
 
 @app.callback()
 def root(
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print the version and exit.", is_eager=True,
+        callback=_version)] = False,
     db: Annotated[
         Path | None,
         typer.Option("--db", help="Database file (default: $SEQCTL_DB or $SEQCTL_HOME/seqctl.db).",
@@ -65,45 +174,20 @@ def root(
         config.set_db_path(db)
 
 
-def _load() -> None:
-    for name, module_name in GROUPS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        app.add_typer(module.app, name=name)
-    for module_name in TOP_LEVEL:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        module.register(app)
-
-
-_load()
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and exit 1, never a traceback."""
     command = typer.main.get_command(app)
+    result: Any = None
     try:
         result = command.main(args=argv, prog_name="seqctl", standalone_mode=False)
-    except typer.Exit as exc:
+    except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except click.Abort:
         sys.stderr.write("aborted\n")
         sys.exit(130)
-    except typer.TyperException as exc:  # usage errors: click's message, exit 2
-        show = getattr(exc, "show", None)
-        if show is not None:
-            show()
-        else:
-            sys.stderr.write(f"error: {exc}\n")
-        sys.exit(getattr(exc, "exit_code", 2))
+    except click.ClickException as exc:  # usage errors: click's message, exit 2
+        exc.show()
+        sys.exit(exc.exit_code)
     except SeqctlError as exc:
         sys.stderr.write(f"error: {exc.message}\n")
         sys.exit(exc.exit_code)

@@ -9,12 +9,35 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-
-from sqlite_utils import Database, Migrations
 
 from seqctl import config
 from seqctl.errors import SeqctlError
+
+
+@contextmanager
+def _numpy_and_pandas_hidden() -> Iterator[None]:
+    """sqlite-utils imports numpy and pandas when they are installed (to map their column
+    types), which is most of a short command's start-up; seqctl never hands it either. Hide
+    them while sqlite-utils loads; later imports of numpy (scipy for `compare`) work as usual."""
+    hidden = [name for name in ("numpy", "pandas") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # `import name` raises ImportError
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+# Every other module imports sqlite_utils for type hints only (under TYPE_CHECKING), so this
+# is the one place it loads.
+with _numpy_and_pandas_hidden():
+    from sqlite_utils import Database, Migrations  # noqa: E402
 
 migrations = Migrations("seqctl")
 
@@ -253,6 +276,24 @@ def m002_events_by_contact(db: Database) -> None:
     db.execute("CREATE INDEX events_contact ON events(contact_id, kind, at)")
 
 
+@migrations()
+def m_throughput_cap_and_bounce_indexes(db: Database) -> None:
+    """The hourly cap counts the sends since the hour began, and the bounce-rate check looks
+    up an inbox's last pause or resume: both read a window, so both need an index that ends
+    in the time column, or they scan every email ever sent and every event."""
+    db.execute("CREATE INDEX outbox_sent_at ON outbox(status, sent_at)")
+    db.execute("CREATE INDEX events_inbox ON events(inbox_id, kind, at)")
+
+
+@migrations()
+def m_throughput_stats_index(db: Database) -> None:
+    """`stats` counts the distinct emails per step and variant from the events: with those
+    columns in the index it reads the index alone. It replaces events(sequence_id, kind)."""
+    db.execute("CREATE INDEX events_sequence_step ON events(sequence_id, kind, step_id, "
+               "variant, outbox_id)")
+    db.execute("DROP INDEX events_sequence")
+
+
 def connect(path: Path | None = None) -> Database:
     """Open (creating if missing) the database, apply pending migrations, and return it."""
     path = path or config.db_path()
@@ -270,7 +311,7 @@ def connect(path: Path | None = None) -> Database:
         raise SeqctlError(
             f"cannot open database {path}: {exc} (check --db / SEQCTL_DB / SEQCTL_HOME)"
         ) from None
-    db = Database(conn)
+    db = Database(conn, execute_plugins=False)  # seqctl uses no sqlite-utils plugins
     try:
         if migrations.pending(db):
             with open(path.with_name(path.name + ".migrate.lock"), "w") as lock:

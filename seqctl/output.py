@@ -7,15 +7,31 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
-# Piped output is read by people later (less, a file) or by scripts: do not cut values to fit
-# an imaginary 80-column terminal.
-_out = Console(highlight=False, soft_wrap=True,
-               width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
+# Rich is imported only for tables, colour and progress bars: a plain line (an idle tick's
+# summary) is written as it is, so short commands do not pay for Rich's import.
+
+
+@cache
+def _err() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@cache
+def _out() -> Console:
+    from rich.console import Console
+
+    # Piped output is read by people later (less, a file) or by scripts: do not cut values to
+    # fit an imaginary 80-column terminal.
+    return Console(highlight=False, soft_wrap=True,
+                   width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
 
 
 def emit_json(document: Any) -> None:
@@ -24,15 +40,18 @@ def emit_json(document: Any) -> None:
 
 def info(message: str) -> None:
     """Progress and notes: stderr, so stdout stays clean for pipes."""
-    _err.print(message, markup=False)
+    sys.stderr.write(f"{message}\n")
 
 
 def warn(message: str) -> None:
-    _err.print(f"warning: {message}", markup=False, style="yellow")
+    if sys.stderr.isatty():
+        _err().print(f"warning: {message}", markup=False, style="yellow")
+    else:
+        sys.stderr.write(f"warning: {message}\n")
 
 
 def line(message: str = "") -> None:
-    _out.print(message, markup=False)
+    sys.stdout.write(f"{message}\n")
 
 
 def table(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, title: str | None = None,
@@ -49,7 +68,7 @@ def table(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, title: str 
         tbl.add_column(column)
     for row in rows:
         tbl.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    _out.print(tbl)
+    _out().print(tbl)
 
 
 def is_tty() -> bool:
@@ -65,7 +84,7 @@ def progress(label: str) -> Iterator[Callable[[int, int], None] | None]:
         return
     from rich.progress import Progress
 
-    with Progress(transient=True, console=_err) as bar:
+    with Progress(transient=True, console=_err()) as bar:
         task = bar.add_task(label, total=None)
 
         def advance(done: int, total: int) -> None:

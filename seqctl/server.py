@@ -20,8 +20,8 @@ from __future__ import annotations
 import html
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlite_utils import Database
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -31,6 +31,9 @@ from starlette.routing import Route
 from seqctl import clock
 from seqctl import db as database
 from seqctl.engine import links, tracking
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 # The smallest transparent GIF (1x1, one transparent colour).
 PIXEL = (

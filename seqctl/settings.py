@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from sqlite_utils import Database
+from typing import TYPE_CHECKING
 
 from seqctl.config import SETTINGS_DEFAULTS
 from seqctl.errors import SeqctlError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 
 def get(db: Database, key: str) -> str:

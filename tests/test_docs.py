@@ -15,8 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def commands():
     def walk(command, path):
         yield path, command
-        for name, sub in getattr(command, "commands", {}).items():
-            yield from walk(sub, [*path, name])
+        if hasattr(command, "list_commands"):
+            ctx = typer.Context(command, info_name=" ".join(path))
+            for name in command.list_commands(ctx):
+                yield from walk(command.get_command(ctx, name), [*path, name])
 
     return list(walk(typer.main.get_command(app), ["seqctl"]))
 

@@ -15,15 +15,16 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from seqctl import config, settings
 from seqctl.engine import contacts, links, render
 from seqctl.engine.message import BuiltMessage, OutgoingEmail, Tracking, Unsubscribe, build_message
 from seqctl.errors import SeqctlError
 from seqctl.files import install_secret
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 
 @dataclass

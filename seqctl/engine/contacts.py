@@ -34,15 +34,17 @@ from datetime import datetime
 from functools import lru_cache
 from json.encoder import encode_basestring as _quote
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlite_utils import Database
 
 from seqctl import clock
 from seqctl.db import transaction
 from seqctl.engine.exits import on_stage_change
 from seqctl.errors import SeqctlError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 KNOWN_COLUMNS = (
     "email",

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from seqctl import settings
 from seqctl.clock import from_iso, iso
@@ -16,6 +14,9 @@ from seqctl.engine import accounts, events, exits, plan
 from seqctl.engine.render import variant_for
 from seqctl.engine.schedule import into_window
 from seqctl.errors import SeqctlError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 CHUNK = 500
 

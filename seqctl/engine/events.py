@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from seqctl.clock import iso
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 
 def last_sent_email(db: Database, enrollment_id: int) -> dict[str, Any] | None:

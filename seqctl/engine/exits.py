@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from seqctl.clock import iso
 from seqctl.db import transaction
 from seqctl.engine import events
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 FREE_MAIL = frozenset(
     """

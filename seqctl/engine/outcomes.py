@@ -7,10 +7,8 @@ an exit fires the same way whichever noticed it.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
-
-from sqlite_utils import Database
 
 from seqctl.clock import iso
 from seqctl.db import transaction
@@ -20,6 +18,9 @@ from seqctl.engine.enroll import find_enrollment
 from seqctl.engine.inbox_health import check_bounce_rate
 from seqctl.engine.schedule import into_window
 from seqctl.errors import SeqctlError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 FREE_MAIL = exits.FREE_MAIL
 

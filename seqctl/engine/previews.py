@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from seqctl.clock import iso
 from seqctl.engine import accounts, compose, plan
 from seqctl.engine.compose import Composed
 from seqctl.engine.render import variant_for
 from seqctl.errors import SeqctlError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 
 def preview(db: Database, sequence_name: str, position: int, email: str, now: datetime,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from seqctl.clock import from_iso, iso
 from seqctl.engine import plan
 from seqctl.errors import SeqctlError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 
 def timeline(db: Database, sequence_name: str, email: str, now: datetime) -> list[dict[str, Any]]:

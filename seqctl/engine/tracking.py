@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING
 
 from seqctl.clock import from_iso
 from seqctl.db import transaction
 from seqctl.engine import analytics, events, outcomes
 from seqctl.engine.links import Token, email_links, is_unsubscribe_link, normalise_url
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 
 @dataclass(frozen=True)
