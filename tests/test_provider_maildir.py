@@ -73,6 +73,17 @@ def test_send_creates_the_maildir_on_first_use(tmp_path):
     assert (tmp_path / "fresh" / "inbox" / "cur").is_dir()
 
 
+def test_a_folder_removed_between_two_sends_is_made_again(tmp_path):
+    import shutil
+
+    provider = make_provider(tmp_path / "mail")
+    provider.send(outgoing("<o1@x>"), message_id="<o1@x>")
+    shutil.rmtree(tmp_path / "mail")
+    provider.send(outgoing("<o2@x>"), message_id="<o2@x>")
+    [file] = list((tmp_path / "mail" / "sent" / "new").iterdir())
+    assert b"<o2@x>" in file.read_bytes()
+
+
 def test_every_send_gets_its_own_file(maildir):
     provider = make_provider(maildir)
     keys = {provider.send(outgoing(f"<o{n}@x>"), message_id=f"<o{n}@x>").provider_message_id

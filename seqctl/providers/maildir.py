@@ -127,12 +127,18 @@ class MaildirProvider:
         self.dir = Path(directory).expanduser()
         self.sent_dir = self.dir / "sent"
         self.inbox_dir = self.dir / "inbox"
+        self._ready = False
 
     def _ensure(self) -> None:
+        """Create the folders once per provider (a dispatch batch), not once per email; a
+        write that finds them gone makes `send` create them again."""
+        if self._ready:
+            return
         try:
             create_maildir(self.dir)
         except OSError as error:
             raise ProviderError(f"cannot create the maildir {self.dir}: {error}") from error
+        self._ready = True
 
     def send(
         self,
@@ -148,7 +154,12 @@ class MaildirProvider:
         key = unique_name()
         tmp = self.sent_dir / "tmp" / key
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileNotFoundError:       # the folders were removed since: make them again
+                self._ready = False
+                self._ensure()
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(raw)
                 handle.flush()
