@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import typer
 
 from seqctl import cli
@@ -74,6 +75,17 @@ def test_one_command_loads_only_its_own_module(home):
     assert str(home) in out
     commands = sorted(m for m in modules if m.startswith("seqctl.commands."))
     assert commands == ["seqctl.commands._common", "seqctl.commands.init"]
+
+
+@pytest.mark.parametrize("now", ["2026-03-02T10:01:00Z", "2026-03-02T10:05:00Z"],
+                         ids=["engine-and-dispatch", "with-sync-phase"])
+def test_an_idle_tick_loads_no_template_yaml_rich_or_validator_library(home, run, now):
+    (home / "mail").mkdir()
+    assert run("users", "add", "rep@acme.test", "--first-name", "Riley").code == 0
+    assert run("inbox", "add", "maildir", "rep@acme.test", "--dir", str(home / "mail")).code == 0
+    out, modules = imported(home, "tick", "--json", now=now)
+    assert json.loads(out)["emails_sent"] == 0
+    assert loaded(modules, HEAVY) == []
 
 
 def test_the_root_help_summaries_are_each_commands_own_first_words():

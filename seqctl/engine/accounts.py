@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from seqctl import clock
 from seqctl.clock import iso
 from seqctl.db import transaction
 from seqctl.engine import contacts
 from seqctl.errors import SeqctlError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 INBOX_KINDS = ("maildir", "gmail", "outlook", "smtp")
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from seqctl.clock import from_iso
 from seqctl.engine import outcomes
 from seqctl.providers.base import InboxInfo, ProviderError
 from seqctl.providers.registry import inbox_info
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 BookingLookup = Callable[[InboxInfo, str, datetime], bool]
 

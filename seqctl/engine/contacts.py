@@ -36,8 +36,6 @@ from json.encoder import encode_basestring as _quote
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from email_validator import EmailNotValidError, validate_email
-
 from seqctl import clock
 from seqctl.db import transaction
 from seqctl.engine.exits import on_stage_change
@@ -147,6 +145,9 @@ def normalise_email(value: str) -> str:
             and lowered[lowered.rindex(".") + 1 :] not in _SPECIAL_USE_TLDS
         ):
             return lowered
+    # email-validator loads only for the unusual addresses the regex above does not settle
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         result = validate_email(text, check_deliverability=False, test_environment=True)
     except EmailNotValidError as exc:

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
-from sqlite_utils import Database
 
 from seqctl import settings
-from seqctl.engine import dispatch, sync, tick
+from seqctl.engine import dispatch, tick
 from seqctl.engine.counts import TickCounts
 from seqctl.providers.registry import ProviderFactory, default_factory
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 PHASES = ("all", "sync", "engine", "dispatch")
 
@@ -48,6 +51,14 @@ def sync_due(db: Database, now: datetime) -> bool:
     return cron_matches(settings.get(db, "sync_schedule"), now)
 
 
+def _reply_guard(db: Database, inbox: dict[str, Any], provider: Any, now: datetime) -> Any:
+    """Dispatch's `before_first_send`: read the inbox's new mail before it sends. Sync and the
+    classifier load here, on the minutes that send or sync, not on every idle tick."""
+    from seqctl.engine import sync
+
+    return sync.sync_inbox(db, inbox, provider, now)
+
+
 def run(
     db: Database,
     now: datetime,
@@ -63,6 +74,8 @@ def run(
     try:
         counts = TickCounts()
         if phase == "sync" or (phase == "all" and not dry_run and sync_due(db, now)):
+            from seqctl.engine import sync
+
             before = db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
             counts.synced += sync.run_sync(db, now, factory=factory)
             counts.exited += db.execute(
@@ -80,7 +93,7 @@ def run(
             tick.run_engine(db, now, counts, progress)
         if phase in ("all", "dispatch"):
             dispatch.run_dispatch(
-                db, now, counts, dry_run=dry_run, factory=factory, before_first_send=sync.sync_inbox
+                db, now, counts, dry_run=dry_run, factory=factory, before_first_send=_reply_guard
             )
         return counts
     finally:

@@ -19,15 +19,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from seqctl import clock, config, settings
 from seqctl import db as database
 from seqctl.clock import from_iso, iso
 from seqctl.db import transaction
-from seqctl.engine import accounts, compose, events, exits, plan
+from seqctl.engine import accounts, events, exits, plan
 from seqctl.engine.counts import TickCounts
 from seqctl.engine.schedule import into_window
 from seqctl.engine.tick import advance, fail_enrollment
@@ -42,8 +40,11 @@ from seqctl.providers.base import (
 )
 from seqctl.providers.registry import ProviderFactory, default_factory
 
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
 # (db, inbox row, its open provider, now): see `run_dispatch`
-FirstSendHook = Callable[[Database, dict[str, Any], Provider, datetime], Any]
+FirstSendHook = Callable[["Database", dict[str, Any], Provider, datetime], Any]
 
 # Retries inside one tick wait at most this long in all for one message; longer waits are left
 # to a later tick through next_attempt_at. SEQCTL_RETRY_BUDGET (seconds) overrides it.
@@ -299,6 +300,9 @@ def _send_one(
     if row["enrollment_id"] is not None:
         the_plan = plans[row["sequence_id"]]
         step = _step(db, row["step_id"])
+        # compose (and Jinja2 with it) loads only when an email goes out
+        from seqctl.engine import compose
+
         try:
             composed = compose.compose(db, row["enrollment_id"], step, date=now,
                                        message_id=row["message_id"])

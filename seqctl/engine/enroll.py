@@ -11,7 +11,6 @@ from seqctl import settings
 from seqctl.clock import from_iso, iso
 from seqctl.db import transaction
 from seqctl.engine import accounts, events, exits, plan
-from seqctl.engine.render import variant_for
 from seqctl.engine.schedule import into_window
 from seqctl.errors import SeqctlError
 
@@ -93,6 +92,10 @@ def enroll(
             continue
         seen.add(email)
         wanted.append(email)
+
+    # render (and Jinja2 with it) loads when someone is enrolled, not on every tick that
+    # imports this module for `find_enrollment` or `resume`
+    from seqctl.engine.render import variant_for
 
     inbox_of_owner: dict[str | None, int | None] = {}
     first_due: dict[Any, str] = {}      # step 1's due time, by send window

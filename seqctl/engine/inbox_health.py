@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING
 
 from seqctl import clock, settings
 from seqctl.db import transaction
 from seqctl.engine import accounts, events
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 BOUNCE_WINDOW = 100  # an inbox's bounce rate is judged over its last 100 sends
 BOUNCE_MIN_SENDS = 20  # ... once it has this many: 1 bounce in 5 sends is no signal

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from seqctl.engine.schedule import SendWindow, due_time
 from seqctl.engine.sequence_spec import sequence_window, step_delay
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 
 @dataclass

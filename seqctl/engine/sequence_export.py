@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from sqlite_utils import Database
 
 from seqctl.engine.sequence_spec import DELAY_LIMITS, SEQUENCE_DEFAULTS, VARIANT_KEYS, YAML_TAG
 from seqctl.engine.sequence_store import get_sequence, live_steps
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 # --- export -----------------------------------------------------------------------------------
 

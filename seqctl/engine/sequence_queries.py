@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from seqctl.engine.sequence_export import plain_number
 from seqctl.engine.sequence_spec import DELETED_MARK, SEQUENCE_DEFAULTS
 from seqctl.engine.sequence_store import dict_rows, get_sequence, live_steps
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 # --- listing, showing and managing ------------------------------------------------------------
 

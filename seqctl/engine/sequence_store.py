@@ -26,9 +26,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from seqctl.clock import from_iso, iso
 from seqctl.db import transaction
@@ -50,6 +48,9 @@ from seqctl.engine.sequence_spec import (
     step_delay,
 )
 from seqctl.errors import SeqctlError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 # --- what the validator needs from the database ----------------------------------------------
 

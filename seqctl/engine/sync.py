@@ -12,9 +12,7 @@ import sys
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from seqctl import settings
 from seqctl.clock import from_iso, iso
@@ -25,6 +23,9 @@ from seqctl.engine.inbox_health import check_bounce_rate
 from seqctl.errors import SeqctlError
 from seqctl.providers.base import AuthRevokedError, InboundMessage, ProviderError, TransientError
 from seqctl.providers.registry import ProviderFactory, default_factory
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 
 def _context(db: Database, received_at: datetime) -> ClassifyContext:

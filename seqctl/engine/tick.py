@@ -6,15 +6,16 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from seqctl import config
 from seqctl.clock import iso
 from seqctl.db import transaction
-from seqctl.engine import accounts, compose, enroll, events, exits, plan
+from seqctl.engine import accounts, events, exits, plan
 from seqctl.engine.counts import TickCounts
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 BATCH = 2000
 
@@ -100,6 +101,10 @@ def resume_due_pauses(db: Database, now: datetime, counts: TickCounts) -> None:
         "AND paused_until <= ?",
         [iso(now)],
     ).fetchall()
+    if not rows:
+        return
+    from seqctl.engine import enroll  # (and the template engine with it) only when needed
+
     for (enrollment_id,) in rows:
         enroll.resume(db, enrollment_id, now)
 
@@ -126,6 +131,9 @@ def run_engine(db: Database, now: datetime, counts: TickCounts,
 
 
 def _fire(db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: TickCounts) -> None:
+    # compose (and Jinja2 with it) loads when a step fires, not on a tick with nothing due
+    from seqctl.engine import compose
+
     (
         enrollment_id,
         sequence_id,

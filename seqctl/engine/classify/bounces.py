@@ -10,8 +10,6 @@ from email import message_from_bytes
 from email.message import Message
 from email.parser import HeaderParser
 
-import flufl.bounce
-
 from seqctl.engine.classify.mime import (
     _address,
     _body_text,
@@ -193,6 +191,8 @@ def _notice_text(msg: Message) -> str:
 
 
 def _flufl_failures(msg: Message) -> tuple[list[str], list[str]]:
+    import flufl.bounce  # loaded only for a message that looks like a bounce notice
+
     try:
         temporary, permanent = flufl.bounce.all_failures(msg)
     except Exception:
