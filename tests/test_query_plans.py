@@ -68,7 +68,6 @@ def busy_history(home, sends: int = 30):
     tick(db, start + timedelta(hours=2))
     enroll_all(db, "plans", ["late1@example.com", "late2@example.com"],
                start + timedelta(hours=3))
-    db.execute("ANALYZE")
     return db, start + timedelta(hours=3)
 
 

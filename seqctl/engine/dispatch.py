@@ -80,6 +80,15 @@ def sent_last_24h(db: Database, inbox_id: int, now: datetime | None = None) -> i
     ).fetchone()[0]
 
 
+def sent_this_hour(db: Database, now: datetime) -> int:
+    """Emails sent since the clock hour began, across all inboxes (the hourly cap). It reads
+    a range of the (status, sent_at) index: the cost follows this hour's sends, not history."""
+    hour_start = now.replace(minute=0, second=0, microsecond=0)
+    return db.execute(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND sent_at >= ?", [iso(hour_start)]
+    ).fetchone()[0]
+
+
 def run_dispatch(
     db: Database,
     now: datetime,
@@ -107,10 +116,7 @@ def run_dispatch(
     if not due:
         return
     hour_start = now.replace(minute=0, second=0, microsecond=0)
-    sent_this_hour = db.execute(
-        "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND sent_at >= ?", [iso(hour_start)]
-    ).fetchone()[0]
-    hourly_left = settings.get_int(db, "sequence_hourly_send_cap") - sent_this_hour
+    hourly_left = settings.get_int(db, "sequence_hourly_send_cap") - sent_this_hour(db, now)
     daily_left = {
         i: row["effective_daily_cap"] - sent_last_24h(db, i, now) for i, row in inboxes.items()
     }
