@@ -16,7 +16,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from seqctl import config
+from seqctl import config, output
 from seqctl.errors import SeqctlError
 
 # Every command: NAME -> (module, its summary in `seqctl --help`). A module with a Typer `app`
@@ -176,6 +176,7 @@ def root(
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and exit 1, never a traceback."""
+    output.show_engine_notices()
     command = typer.main.get_command(app)
     result: Any = None
     try:

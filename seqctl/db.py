@@ -7,6 +7,7 @@ JSON-valued columns end in `_json`.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import sqlite3
 import sys
@@ -341,24 +342,53 @@ def reset() -> None:
     _open = None
 
 
+def backup(db: Database, target: Path) -> None:
+    """Copy the database to `target` (a new file) as a consistent snapshot (VACUUM INTO),
+    while other connections keep working."""
+    if target.exists():
+        raise SeqctlError(f"{target} exists: choose a new file name")
+    try:
+        db.execute("VACUUM INTO ?", [str(target)])
+    except sqlite3.Error as exc:
+        raise SeqctlError(f"cannot write the backup to {target}: {exc}") from None
+
+
+def database_file(db: Database) -> Path | None:
+    """The file of the connection's main database; None for an in-memory one."""
+    for _seq, name, file in db.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return Path(file) if file else None
+    return None
+
+
+_savepoints = itertools.count(1)
+
+
 class transaction:
     """`with transaction(db):` — one IMMEDIATE transaction; rolled back on any exception.
 
-    Nested uses join the outer transaction.
+    Inside another transaction it is a SAVEPOINT: an inner failure rolls back the inner
+    writes only, so a caller that catches it keeps its own work and none of the inner's.
     """
 
     def __init__(self, db: Database):
         self.conn = db.conn
-        self.outer = False
+        self.savepoint: str | None = None
 
     def __enter__(self) -> None:
         if self.conn.in_transaction:
-            self.outer = True
+            self.savepoint = f"seqctl_{next(_savepoints)}"
+            self.conn.execute(f"SAVEPOINT {self.savepoint}")
             return
         self.conn.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self.outer:
+        if self.savepoint is not None:
+            if not self.conn.in_transaction:
+                return  # SQLite already rolled the whole transaction back (e.g. disk full)
+            if exc_type is not None:
+                self.conn.execute(f"ROLLBACK TO SAVEPOINT {self.savepoint}")
+            self.conn.execute(f"RELEASE SAVEPOINT {self.savepoint}")
             return
         if exc_type is None:
             self.conn.execute("COMMIT")

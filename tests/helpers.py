@@ -6,10 +6,11 @@ import textwrap
 from datetime import datetime
 from pathlib import Path
 
-from seqctl import clock
+from seqctl import clock, config
 from seqctl import db as database
 from seqctl.engine import accounts, cycle, enroll, sequence_reader, sequence_store
 from seqctl.engine.counts import TickCounts
+from seqctl.files import install_secret
 
 
 def at(text: str) -> datetime:
@@ -38,10 +39,15 @@ def enroll_all(db, sequence: str, emails: list[str], now: datetime) -> dict:
     return enroll.enroll(db, sequence, emails, now)
 
 
+def install_key() -> bytes:
+    """The install secret of the test's home, as the CLI passes it to the engine."""
+    return install_secret(config.home())
+
+
 def tick(db, now: datetime, **kwargs) -> TickCounts:
     clock.set_now(now)
     try:
-        return cycle.run(db, now, **kwargs)
+        return cycle.run(db, now, key=install_key(), **kwargs)
     finally:
         clock.set_now(None)
 

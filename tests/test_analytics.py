@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 
 from seqctl import config
+from seqctl.commands.stats import bar
 from seqctl.engine import analytics, outcomes, tracking
 from seqctl.engine import links as signed
 from seqctl.engine.render import variant_for
@@ -283,5 +284,5 @@ def test_every_link_clicked_within_seconds_is_a_scanner_burst():
 
 
 def test_bar_shows_the_rate():
-    assert analytics.bar(0.5) == "█████░░░░░  50.0%"
-    assert analytics.bar(0.0).startswith("░" * 10)
+    assert bar(0.5) == "█████░░░░░  50.0%"
+    assert bar(0.0).startswith("░" * 10)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
 import sqlite3
 from pathlib import Path
@@ -11,14 +13,8 @@ from email_validator import EmailNotValidError, validate_email
 
 from seqctl import db as database
 from seqctl.engine import accounts
-from seqctl.engine.contacts import (
-    contact_by_email,
-    ensure_contact,
-    import_contacts,
-    normalise_email,
-    normalise_header,
-    read_csv,
-)
+from seqctl.engine.contacts import contact_by_email, ensure_contact, import_contacts
+from seqctl.engine.contacts_csv import normalise_email, normalise_header, read_csv
 from seqctl.errors import SeqctlError
 
 CORPUS = Path(__file__).parent / "data" / "csv"
@@ -328,6 +324,66 @@ def test_a_bad_file_writes_nothing(db):
     with pytest.raises(SeqctlError):
         import_contacts(db, corpus("binary_garbage.csv"), filename="g.csv")
     assert db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == 0
+
+
+def test_an_oversized_value_is_one_bad_row_and_the_other_rows_import(db):
+    huge = "x" * (200 * 1024)
+    data = (
+        "email,first_name,notes\n"
+        "ann@a.example,Ann,short\n"
+        f'big@a.example,Big,"{huge}\nstill the same value"\n'
+        "cy@a.example,Cy,\n"
+        f"flat@a.example,Flat,{huge}\n"
+        "dee@a.example,Dee,last\n"
+    ).encode()
+    result = import_contacts(db, data, filename="big.csv")
+    assert [(bad["line"], bad["email"]) for bad in result.invalid] == [
+        (3, "big@a.example"), (6, "flat@a.example")]
+    assert "a value of 204,821 characters" in result.invalid[0]["reason"]
+    assert result.emails == ["ann@a.example", "cy@a.example", "dee@a.example"]
+    assert result.created == 3
+    assert contact_by_email(db, "dee@a.example")["custom_fields"] == {"notes": "last"}
+
+
+class _BoundedReads(io.BytesIO):
+    """A file that fails the test if anyone reads it whole (read() without a size)."""
+
+    LIMIT = 1024 * 1024
+
+    def read(self, size=-1):
+        assert size is not None and 0 <= size <= self.LIMIT, f"read({size})"
+        return super().read(size)
+
+    def read1(self, size=-1):
+        assert size is not None and 0 <= size <= self.LIMIT, f"read1({size})"
+        return super().read1(size)
+
+    def readall(self):
+        raise AssertionError("readall()")
+
+
+def test_import_streams_the_file_in_bounded_reads(db):
+    rows = "".join(f"p{i}@c.example,P{i}\n" for i in range(100_000))
+    source = _BoundedReads(("email,first_name\n" + rows).encode())
+    assert source.getbuffer().nbytes > 2 * _BoundedReads.LIMIT
+    result = import_contacts(db, source, filename="big.csv")
+    assert (result.created, result.invalid) == (100_000, [])
+    assert contact_by_email(db, "p99999@c.example")["first_name"] == "P99999"
+
+
+def test_a_file_not_valid_in_its_encoding_late_in_the_file_writes_nothing(db):
+    data = codecs.BOM_UTF16_LE + "email\na@b.example\n".encode("utf-16-le") + b"\x00\xd8"
+    with pytest.raises(SeqctlError, match="not valid UTF-16"):
+        import_contacts(db, data, filename="u16.csv")
+    assert db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == 0
+
+
+def test_a_windows_1252_byte_far_into_the_file_switches_the_whole_file(db):
+    rows = "".join(f"p{i}@c.example,P{i}\n" for i in range(30_000))
+    data = ("email,first_name\n" + rows).encode() + "z@c.example,Zo\u00eb\n".encode("cp1252")
+    result = import_contacts(db, data, filename="late.csv")
+    assert result.created == 30_001
+    assert contact_by_email(db, "z@c.example")["first_name"] == "Zo\u00eb"
 
 
 def test_ensure_contact_creates_a_bare_contact_once(db):

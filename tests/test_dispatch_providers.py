@@ -27,7 +27,7 @@ from seqctl.engine import accounts, bookings, compose, sync
 from seqctl.providers.gmail import CALENDAR_READONLY
 from seqctl.providers.outlook import connect_outlook
 from tests.conftest import ROOT
-from tests.helpers import apply_yaml, at, enroll_all, tick
+from tests.helpers import apply_yaml, at, enroll_all, install_key, tick
 
 ADDRESS = "rep@example.com"
 
@@ -125,7 +125,7 @@ def enrollment(db, email: str) -> dict:
 
 def composed_bytes(db, email: str, key: str, when: datetime) -> bytes:
     """What `seqctl preview` shows: the one rendering path, for the same contact/step/time."""
-    return compose.compose(db, enrollment(db, email)["id"], step(db, key), date=when).built.raw
+    return compose.compose(db, enrollment(db, email)["id"], step(db, key), date=when, key=install_key()).built.raw
 
 
 def reply_to(raw: bytes, sender: str, to: str = ADDRESS) -> bytes:

@@ -10,7 +10,15 @@ import pytest
 
 from seqctl import clock
 from seqctl.engine import exits, schedule
-from tests.helpers import apply_yaml, at, enroll_all, sent_files, setup_account, tick
+from tests.helpers import (
+    apply_yaml,
+    at,
+    enroll_all,
+    install_key,
+    sent_files,
+    setup_account,
+    tick,
+)
 
 CADENCE = """
     name: cadence
@@ -263,10 +271,11 @@ def test_message_ids_never_repeat_across_databases_sharing_a_home(home, tmp_path
 
     first = database.connect(tmp_path / "one.db")
     second = database.connect(tmp_path / "two.db")
-    a = compose.message_id_for(first, 1, 1, "rep@acme.test")
-    assert a == compose.message_id_for(first, 1, 1, "rep@acme.test")
-    assert a != compose.message_id_for(second, 1, 1, "rep@acme.test")
-    assert a != compose.message_id_for(first, 1, 2, "rep@acme.test")
+    key = install_key()
+    a = compose.message_id_for(first, 1, 1, "rep@acme.test", key=key)
+    assert a == compose.message_id_for(first, 1, 1, "rep@acme.test", key=key)
+    assert a != compose.message_id_for(second, 1, 1, "rep@acme.test", key=key)
+    assert a != compose.message_id_for(first, 1, 2, "rep@acme.test", key=key)
 
 
 class _FlakyMaildir:
@@ -318,7 +327,7 @@ def test_an_exit_during_a_retry_wait_stops_the_resend(home, event):
 
     clock.set_now(now)
     try:
-        counts = cycle.run(db, now, factory=factory)
+        counts = cycle.run(db, now, key=install_key(), factory=factory)
     finally:
         clock.set_now(None)
     assert sum(p.calls for p in providers) == 1, counts

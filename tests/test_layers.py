@@ -3,12 +3,15 @@
 Every import counts, also one inside a function: shell (cli, commands, server, output) →
 engine workflows → pure core and providers → base (db, clock, config, errors, files,
 settings). No cycle, nothing upward, the pure core imports only the pure core, providers never
-import the engine's workflows.
+import the engine's workflows. Commands hold no SQL; nothing under engine/ prints or builds
+Rich objects; no engine module reads global configuration (paths, the install secret, the
+process's own connection): workflows get the database, `now` and the key as parameters.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,6 +193,83 @@ def test_no_module_exceeds_800_lines(name):
     assert lines <= MAX_LINES, f"{name} has {lines} lines: split it by job"
 
 
+# --- what commands and the engine may not do ------------------------------------------------
+
+SQL = re.compile(r"\b(SELECT\b.*\bFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM"
+                 r"|CREATE\s+(TABLE|INDEX)|VACUUM|PRAGMA|BEGIN|SAVEPOINT|ROLLBACK|COMMIT)\b",
+                 re.DOTALL)
+DATABASE_CALLS = {"execute", "executemany", "executescript", "query", "conn"}
+
+
+def sql_in(path: Path) -> list[str]:
+    """SQL text, database calls and `transaction` in a module (docstrings may name SQL)."""
+    found = []
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.body[0].value) for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and node.body and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.search(
+                node.value) and id(node) not in docstrings:
+            found.append(f"{path.name}:{node.lineno}: SQL {node.value[:40]!r}")
+        elif isinstance(node, ast.Attribute) and node.attr in DATABASE_CALLS:
+            found.append(f"{path.name}:{node.lineno}: .{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and node.module == "seqctl.db" and any(
+                alias.name == "transaction" for alias in node.names):
+            found.append(f"{path.name}:{node.lineno}: imports transaction")
+    return found
+
+
+def shell_only(path: Path) -> list[str]:
+    """Printing, Rich and global configuration in a module (all for the shell alone)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        where = f"{path.name}:{getattr(node, 'lineno', 0)}"
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [f"{node.module}.{alias.name}" for alias in node.names])
+            for name in names:
+                if name.split(".")[0] == "rich":
+                    found.append(f"{where}: imports {name} (Rich is for the shell)")
+                if name in ("seqctl.config", "seqctl.files.install_secret") or name.startswith(
+                        "seqctl.config."):
+                    found.append(f"{where}: imports {name} (take it as a parameter)")
+                if name in ("seqctl.db.get", "seqctl.db.reset"):
+                    found.append(f"{where}: imports {name} (take the database as a parameter)")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
+                node.func.id in ("print", "input")):
+            found.append(f"{where}: {node.func.id}()")
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and (
+                node.value.id == "sys" and node.attr in ("stdout", "stderr")):
+            found.append(f"{where}: sys.{node.attr} (log instead: the CLI shows notices)")
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and (
+                node.value.id in ("database", "db") and node.attr in ("get", "reset")
+                and path.name != "db.py"):
+            found.append(f"{where}: {node.value.id}.{node.attr}() (the process's connection)")
+    return found
+
+
+def command_modules() -> list[Path]:
+    return sorted((PACKAGE / "commands").glob("*.py"))
+
+
+def engine_modules() -> list[Path]:
+    return sorted((PACKAGE / "engine").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", command_modules(), ids=lambda p: p.name)
+def test_commands_hold_no_sql(path):
+    assert sql_in(path) == []
+
+
+@pytest.mark.parametrize("path", engine_modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_nothing_under_engine_prints_builds_rich_or_reads_global_configuration(path):
+    assert shell_only(path) == []
+
+
 # --- the checker itself catches what it should ----------------------------------------------
 
 
@@ -242,4 +322,36 @@ def test_upward_and_impure_imports_are_reported():
         "seqctl.engine.draft:5 imports seqctl.engine.dispatch: pure may not import workflow",
         "seqctl.providers.smtp:6 imports seqctl.engine.sync: providers may not import workflow",
         "seqctl.db:7 imports seqctl.engine.events: base may not import workflow",
+    ]
+
+
+def test_sql_rich_printing_and_configuration_are_found(tmp_path):
+    command = tmp_path / "command.py"
+    command.write_text(
+        "from seqctl.db import transaction\n"
+        "def f(db):\n"
+        "    \"\"\"Copy it (SQLite VACUUM INTO).\"\"\"\n"
+        "    db.execute('SELECT id FROM deals WHERE name = ?', ['x'])\n"
+        "    text = 'Create or update sequences; select a file from the list'\n"
+    )
+    assert [problem.split(": ", 1)[1] for problem in sql_in(command)] == [
+        "imports transaction", ".execute", "SQL 'SELECT id FROM deals WHERE name = ?'"]
+    engine = tmp_path / "engine.py"
+    engine.write_text(
+        "import sys\n"
+        "from seqctl import config, db as database\n"
+        "from seqctl.files import install_secret, write_private\n"
+        "def f():\n"
+        "    from rich.table import Table\n"
+        "    print('x')\n"
+        "    sys.stderr.write('y')\n"
+        "    return database.get()\n"
+    )
+    assert [problem.split(": ", 1)[1] for problem in shell_only(engine)] == [
+        "imports seqctl.config (take it as a parameter)",
+        "imports seqctl.files.install_secret (take it as a parameter)",
+        "imports rich.table.Table (Rich is for the shell)",
+        "print()",
+        "database.get() (the process's connection)",
+        "sys.stderr (log instead: the CLI shows notices)",
     ]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from seqctl import config
 from seqctl import db as database
+from seqctl.errors import SeqctlError
+from seqctl.files import install_secret
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -17,6 +23,27 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 
 def db() -> Database:
     return database.get()
+
+
+def install_key() -> bytes:
+    """The install secret that signs Message-IDs and links (engine workflows take it as a
+    parameter; only the shell knows where it lives)."""
+    return install_secret(config.home())
+
+
+@contextmanager
+def input_file(file: str | Path) -> Iterator[tuple[IO[bytes], str]]:
+    """(binary stream, name for messages) of FILE, or of standard input for `-`; streamed, never
+    read whole into memory."""
+    if str(file) == "-":
+        yield sys.stdin.buffer, "<stdin>"
+        return
+    try:
+        handle = open(Path(file).expanduser(), "rb")   # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise SeqctlError(f"cannot read {file}: {exc.strerror or exc}") from None
+    with handle:
+        yield handle, str(file)
 
 
 def group(help_text: str) -> typer.Typer:

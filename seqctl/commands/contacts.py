@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from seqctl import output
-from seqctl.commands._common import JsonOpt, db, default, group
+from seqctl.commands._common import JsonOpt, db, default, group, input_file
 from seqctl.engine import contacts
-from seqctl.errors import SeqctlError
 
 app = group("The people you reach out to: import them from CSV, look them up, edit them.")
 
 LIST_COLUMNS = ["email", "name", "company_name", "lifecycle_stage", "owner_email", "suppressed"]
-
-
-def _read_input(file: str) -> tuple[bytes, str]:
-    if file == "-":
-        return sys.stdin.buffer.read(), "<stdin>"
-    try:
-        return Path(file).expanduser().read_bytes(), file
-    except OSError as exc:
-        raise SeqctlError(f"cannot read {file}: {exc.strerror or exc}") from None
 
 
 @app.command("import")
@@ -47,10 +36,8 @@ def import_(
     Bad rows (missing or invalid email, unknown owner, bad timezone) are listed as FILE:LINE
     on stderr and skipped; the exit code is then 1.
     """
-    data, name = _read_input(file)
-    database = db()
-    with output.progress("importing") as advance:
-        result = contacts.import_contacts(database, data, filename=name, progress=advance)
+    with input_file(file) as (stream, name), output.progress("importing") as advance:
+        result = contacts.import_contacts(db(), stream, filename=name, progress=advance)
     for warning in result.warnings:
         output.warn(f"{name}: {warning}")
     for problem in result.invalid:

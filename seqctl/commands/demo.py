@@ -13,6 +13,8 @@ import typer
 
 from seqctl import clock, config, output
 from seqctl import db as database
+from seqctl.commands._common import install_key
+from seqctl.commands.stats import show_stats
 from seqctl.errors import SeqctlError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -63,12 +65,13 @@ def _say(text: str) -> None:
 
 
 def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int) -> None:
-    from seqctl.engine import accounts, contacts, cycle, enroll, sequence_store
+    from seqctl.engine import accounts, contacts, cycle, enroll, outbox, sequence_store, tasks
     from seqctl.providers.maildir import create_maildir
 
     start = clock.parse_instant(DEMO_START)
     clock.set_now(start)
     db = database.get()
+    key = install_key()
     mail = folder / "mail"
     create_maildir(mail)
 
@@ -103,13 +106,11 @@ def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int) -> N
     totals = {"emails_sent": 0, "tasks_created": 0, "exited": 0}
     while now <= end:
         clock.set_now(now)
-        counts = cycle.run(db, now, phase="all")
+        counts = cycle.run(db, now, key=key, phase="all")
         if not cycle.sync_due(db, now):
-            from seqctl.engine import sync
-
-            counts.synced += sync.run_sync(db, now)
-        for key in totals:
-            totals[key] += getattr(counts, key)
+            counts.synced += cycle.sync_now(db, now)
+        for name in totals:
+            totals[name] += getattr(counts, name)
         if counts.emails_sent or counts.tasks_created or counts.exited:
             output.line(f"  {now:%a %d %b %H:%M} UTC  sent {counts.emails_sent}, "
                         f"tasks {counts.tasks_created}, exits {counts.exited}")
@@ -123,19 +124,13 @@ def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int) -> N
     _say("enrollments (seqctl enrollments list)")
     rows = enroll.enrollment_rows(db)
     output.table(rows, ["email", "status", "exit_reason", "step", "next_run_at"])
-    open_tasks = db.execute("SELECT COUNT(*) FROM tasks WHERE status = 'open'").fetchone()[0]
-    _say(f"open tasks (seqctl tasks list): the first 8 of {open_tasks}")
-    tasks = db.execute(
-        "SELECT t.kind, t.title, c.email, t.due_at FROM tasks t JOIN contacts c "
-        "ON c.id = t.contact_id WHERE t.status = 'open' ORDER BY t.due_at LIMIT 8").fetchall()
-    output.table([dict(zip(("kind", "title", "email", "due_at"), t, strict=True)) for t in tasks],
-                 ["kind", "title", "email", "due_at"])
+    open_tasks = tasks.list_tasks(db, status="open")
+    _say(f"open tasks (seqctl tasks list): the first 8 of {len(open_tasks)}")
+    output.table(open_tasks[:8], ["kind", "title", "email", "due_at"])
     _say("stats (seqctl stats cold-saas-intro)")
-    _stats(db, result.name)
+    show_stats(db, result.name)
     sent = len(list((mail / "sent" / "new").iterdir()))
-    after = db.execute(
-        "SELECT COUNT(*) FROM outbox WHERE to_email = ? AND status = 'sent' AND sent_at > ?",
-        [replier, clock.iso(replied_at)]).fetchone()[0] if replied_at else 0
+    after = outbox.sent_since(db, replier, replied_at) if replied_at else 0
     output.line(f"\n{sent} emails were written to {mail / 'sent' / 'new'}; "
                 f"{totals['tasks_created']} tasks created; "
                 + (f"{replier} got nothing after replying." if after == 0 else
@@ -147,30 +142,18 @@ def _drop_reply(db, mail: Path, replier: str) -> None:
     import email.policy
     from email.message import EmailMessage
 
-    row = db.execute("SELECT message_id, subject FROM outbox WHERE to_email = ? AND "
-                     "status = 'sent' ORDER BY id LIMIT 1", [replier]).fetchone()
+    from seqctl.engine import outbox
+
+    first = outbox.first_sent(db, replier)
     message = EmailMessage(policy=email.policy.SMTP)
     message["From"] = replier
     message["To"] = "riley@acme-demo.test"
-    message["Subject"] = "Re: " + (row[1] if row else "hello")
-    if row:
-        message["In-Reply-To"] = row[0]
-        message["References"] = row[0]
+    message["Subject"] = "Re: " + (first["subject"] if first else "hello")
+    if first:
+        message["In-Reply-To"] = first["message_id"]
+        message["References"] = first["message_id"]
     message["Message-ID"] = "<demo-reply-1@example.test>"
     message.set_content("Sounds interesting, can you send times for Thursday?\n")
     target = mail / "inbox" / "new" / "demo-reply-1.eml"
     target.write_bytes(message.as_bytes())
 
-
-def _stats(db, name: str) -> None:
-    try:
-        from seqctl.engine import analytics
-    except ImportError:
-        analytics = None
-    if analytics is not None and hasattr(analytics, "render_stats"):
-        analytics.render_stats(db, name)
-        return
-    rows = db.execute(
-        "SELECT kind, COUNT(*) FROM events e JOIN sequences s ON s.id = e.sequence_id "
-        "WHERE s.name = ? GROUP BY kind ORDER BY kind", [name]).fetchall()
-    output.table([{"event": k, "count": c} for k, c in rows], ["event", "count"])

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from seqctl import clock, output
-from seqctl.commands._common import JsonOpt, db
+from seqctl.commands._common import JsonOpt, db, input_file
 from seqctl.engine import enroll as engine
 from seqctl.errors import SeqctlError
 
@@ -19,15 +18,6 @@ def register(root: typer.Typer) -> None:
     root.command("pause")(pause)
     root.command("resume")(resume)
     root.command("unenroll")(unenroll)
-
-
-def _read_csv_source(csv: Path) -> tuple[bytes, str]:
-    if str(csv) == "-":
-        return sys.stdin.buffer.read(), "<stdin>"
-    try:
-        return csv.read_bytes(), str(csv)
-    except OSError as exc:
-        raise SeqctlError(f"cannot read {csv}: {exc.strerror}") from None
 
 
 def enroll(
@@ -50,9 +40,8 @@ def enroll(
     wanted = list(emails or [])
     bad_rows: list[dict] = []
     if csv is not None:
-        data, name = _read_csv_source(csv)
-        with output.progress("importing") as advance:
-            imported = import_contacts(database, data, filename=name, progress=advance)
+        with input_file(csv) as (stream, name), output.progress("importing") as advance:
+            imported = import_contacts(database, stream, filename=name, progress=advance)
         bad_rows = imported.invalid
         for bad in bad_rows:
             output.warn(f"{name}:{bad['line']}: {bad['reason']} ({bad['email']})")

@@ -8,9 +8,8 @@ from typing import Annotated
 import typer
 
 from seqctl import clock, output
-from seqctl.commands._common import JsonOpt, db, default, group
-from seqctl.db import transaction
-from seqctl.engine import accounts
+from seqctl.commands._common import JsonOpt, db, default, group, install_key
+from seqctl.engine import accounts, inbox_admin
 from seqctl.errors import SeqctlError
 
 app = group("The mailboxes seqctl sends from and watches for replies.")
@@ -148,15 +147,8 @@ def set_inbox(
     json_out: JsonOpt = False,
 ) -> None:
     """Change an inbox's daily cap or make it its owner's default."""
-    database = db()
-    row = accounts.inbox(database, address)
-    with transaction(database):
-        if daily_cap is not None:
-            database.execute("UPDATE inboxes SET daily_cap = ? WHERE id = ?", [daily_cap, row["id"]])
-        if make_default:
-            database.execute("UPDATE inboxes SET is_default = (id = ?) WHERE user_id = ?",
-                             [row["id"], row["user_id"]])
-    _done(accounts.inbox(database, address), json_out)
+    row = inbox_admin.set_inbox(db(), address, daily_cap=daily_cap, make_default=make_default)
+    _done(row, json_out)
 
 
 @app.command("remove")
@@ -174,16 +166,8 @@ def _store_connected(kind: str, address: str, inbox_config: dict, daily_cap: int
                      make_default: bool, json_out: bool) -> None:
     """Save the (re)connected inbox and say what to do next. A fresh grant clears
     `needs_reauth`; a bounce pause is about the list, not the grant, so it stays."""
-    database = db()
-    before = database.execute("SELECT status, status_message FROM inboxes WHERE address = ?",
-                              [address.strip().lower()]).fetchone()
-    row = accounts.add_inbox(database, kind, address, inbox_config, daily_cap=daily_cap,
+    row = accounts.add_inbox(db(), kind, address, inbox_config, daily_cap=daily_cap,
                              make_default=make_default)
-    if before is not None and before[0] == "paused_bounces":
-        with transaction(database):
-            database.execute("UPDATE inboxes SET status = ?, status_message = ? WHERE id = ?",
-                             [before[0], before[1], row["id"]])
-        row = accounts.inbox(database, row["address"])
     _done(row, json_out)
     _next_steps(row)
 
@@ -291,28 +275,13 @@ def resume(address: str, json_out: JsonOpt = False) -> None:
     that `needs_reauth` is first checked with its provider, and stays paused (with the command
     to reconnect) unless its authorization works again. Failed enrollments are resumed
     separately: `seqctl resume --failed --inbox ADDRESS`."""
-    from seqctl.providers import registry
-    from seqctl.providers.base import AuthRevokedError, ProviderError
-
     database = db()
+    was = inbox_admin.resume(database, address, clock.now())
     row = accounts.inbox(database, address)
-    if row["status"] == "needs_reauth":
-        try:
-            registry.default_factory(row).fetch_new(None)
-        except AuthRevokedError as exc:
-            raise SeqctlError(f"{row['address']} is still not authorized ({exc}); reconnect it "
-                              f"with {accounts.reconnect_command(row)}") from None
-        except ProviderError as exc:
-            raise SeqctlError(f"could not check {row['address']}: {exc}; try again") from None
-    if row["status"] in ("needs_reauth", "paused_bounces"):
-        with transaction(database):
-            database.execute(
-                "UPDATE inboxes SET status = 'active', status_message = NULL WHERE id = ?",
-                [row["id"]])
-        output.info(f"inbox {row['address']} is active again (was {row['status']})")
-    else:
+    if was is None:
         output.info(f"inbox {row['address']} is {row['status']}; nothing to resume")
-    row = accounts.inbox(database, address)
+    else:
+        output.info(f"inbox {row['address']} is active again (was {was})")
     if json_out:
         output.emit_json(_public(row))
     _next_steps(row)
@@ -326,64 +295,19 @@ def test_inbox(
 ) -> None:
     """Send one test message from ADDRESS to EMAIL now, through the same outbox and provider
     path as sequence emails, and print what the provider answered."""
-    import secrets
-
-    from seqctl.clock import iso
-    from seqctl.engine import dispatch
-    from seqctl.engine.message import OutgoingEmail, build_message
-    from seqctl.engine.tick import TickLock
-
-    database = db()
-    row = accounts.inbox(database, address)
-    if row["status"] != "active":
-        hint = row["status_message"] or f"see `seqctl inbox resume {row['address']}`"
-        raise SeqctlError(f"inbox {row['address']} is {row['status']}: {hint}")
-    recipient = accounts.normalise_email(to, what="--to")
-    owner = accounts.user(database, row["owner_email"])
-    now = clock.now()
-    domain = row["address"].rsplit("@", 1)[-1]
-    message_id = f"<sq.test.{secrets.token_hex(8)}@{domain}>"
-    subject = f"seqctl test from {row['address']}"
-    try:
-        built = build_message(OutgoingEmail(
-            from_address=row["address"],
-            from_name=" ".join(x for x in (owner["first_name"], owner["last_name"]) if x),
-            to_address=recipient, to_name="", subject=subject,
-            text=(f"This is a test message from seqctl.\n\nIf it reached you, the inbox "
-                  f"{row['address']} ({row['kind']}) can send.\n"),
-            cc=[], bcc=[], message_id=message_id, date=now,
-        ))
-    except ValueError as exc:
-        raise SeqctlError(f"cannot build the test message: {exc}") from None
-    with transaction(database):
-        outbox_id = database.execute(
-            "INSERT INTO outbox (enrollment_id, inbox_id, to_email, status, scheduled_at, "
-            "next_attempt_at, message_id, subject, raw, created_at) "
-            "VALUES (NULL, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
-            [row["id"], recipient, iso(now), iso(now), message_id, subject, built.raw, iso(now)],
-        ).lastrowid
-    lock = TickLock()
-    if not lock.acquire():
+    result = inbox_admin.send_test(db(), address, to, clock.now(), key=install_key())
+    outbox_id, message_id = result["outbox_id"], result["message_id"]
+    if result["tick_running"]:
         output.info(f"a tick is running; it sends the test message (outbox {outbox_id})")
         if json_out:
             output.emit_json({"outbox_id": outbox_id, "status": "queued",
                               "message_id": message_id})
         return
-    try:
-        result = dispatch.send_now(database, row, outbox_id)
-    finally:
-        lock.release()
-    document = {
-        "outbox_id": outbox_id, "status": result["status"], "to": recipient,
-        "from": row["address"], "message_id": message_id,
-        "provider_message_id": result["provider_message_id"], "thread_id": result["thread_id"],
-        "error": result["error"],
-    }
     if json_out:
-        output.emit_json(document)
+        output.emit_json({k: v for k, v in result.items() if k != "tick_running"})
     if result["status"] == "sent":
         if not json_out:
-            output.line(f"sent a test message from {row['address']} to {recipient} "
+            output.line(f"sent a test message from {result['from']} to {result['to']} "
                         f"(Message-ID {message_id}, provider id "
                         f"{result['provider_message_id'] or '-'})")
         return

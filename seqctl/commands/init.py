@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from seqctl import config, output
+from seqctl import db as database
 from seqctl.commands._common import JsonOpt, db
-from seqctl.errors import SeqctlError
 
 
 def register(root: typer.Typer) -> None:
@@ -47,10 +46,5 @@ def backup(
 ) -> None:
     """Copy the database to TARGET while seqctl keeps running (SQLite VACUUM INTO): a
     consistent snapshot even during a tick. Tokens are not included."""
-    if target.exists():
-        raise SeqctlError(f"{target} exists: choose a new file name")
-    try:
-        db().execute("VACUUM INTO ?", [str(target)])
-    except sqlite3.Error as exc:
-        raise SeqctlError(f"cannot write the backup to {target}: {exc}") from None
+    database.backup(db(), target)
     output.info(f"backup written to {target}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -23,7 +22,6 @@ SequenceOpt = Annotated[str | None, typer.Option(
     "--sequence", help="Credit the event to the contact's enrollment in this sequence (stats); "
                        "default: the latest one. Exits are the same either way.")]
 
-OUTCOME_KINDS = ("reply", "meeting", "bounce", "soft_bounce", "unsubscribe", "auto_reply")
 
 
 def _log(event: str, email: str, at: str | None, sequence: str | None, json_out: bool,
@@ -85,21 +83,7 @@ def list_outcomes(
 ) -> None:
     """Recent outcomes (replies, meetings, bounces, unsubscribes, auto-replies), newest first,
     whether sync read them or they were logged by hand."""
-    marks = ",".join("?" * len(OUTCOME_KINDS))
-    sql = (f"SELECT e.id, e.kind, e.at, c.email, s.name, e.detail_json FROM events e "
-           f"LEFT JOIN contacts c ON c.id = e.contact_id "
-           f"LEFT JOIN sequences s ON s.id = e.sequence_id WHERE e.kind IN ({marks})")
-    params: list = list(OUTCOME_KINDS)
-    if email:
-        sql += " AND c.email = ?"
-        params.append(email.strip().lower())
-    rows = []
-    for event_id, kind, at, address, sequence, detail_json in db().execute(
-            sql + " ORDER BY e.at DESC, e.id DESC LIMIT ?", [*params, limit]):
-        detail = json.loads(detail_json or "{}")
-        rows.append({"id": event_id, "event": kind, "at": at, "email": address,
-                     "sequence": sequence, "via": detail.get("via", "sync"),
-                     "subject": detail.get("subject")})
+    rows = outcomes.list_outcomes(db(), email=email, limit=limit)
     if json_out:
         output.emit_json(rows)
     else:

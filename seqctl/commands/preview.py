@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from seqctl import clock, output
-from seqctl.commands._common import JsonOpt, db
+from seqctl.commands._common import JsonOpt, db, install_key
 from seqctl.errors import SeqctlError
 
 
@@ -33,7 +33,7 @@ def preview(
     if variant is not None and variant.lower() not in ("a", "b"):
         raise typer.BadParameter("a or b", param_hint="--variant")
     composed, _ = previews.preview(db(), sequence, step, contact, clock.now(),
-                                   variant.upper() if variant else None)
+                                   variant.upper() if variant else None, key=install_key())
     built = composed.built
     report = spam.score_email(built.subject, built.text, first_touch=not composed.is_reply)
     if json_out:

@@ -10,7 +10,6 @@ import typer
 
 from seqctl import clock, output
 from seqctl.commands._common import JsonOpt, db, default, group
-from seqctl.db import transaction
 from seqctl.engine import sequence_export, sequence_queries, sequence_reader, sequence_store
 from seqctl.engine.sequence_spec import Problem, Validation
 
@@ -130,10 +129,7 @@ def apply(files: Files, json_out: JsonOpt = False) -> None:
         raise typer.Exit(1)
     database = db()
     now = clock.now()
-    applied = []
-    with transaction(database):
-        for _, validation in results:
-            applied.append(sequence_store.apply_spec(database, validation.spec, now))
+    applied = sequence_store.apply_specs(database, [v.spec for _, v in results], now)
     documents = []
     for (label, validation), result in zip(results, applied, strict=True):
         for message in result.warnings:

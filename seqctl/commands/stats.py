@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections import defaultdict
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
+from sqlite_utils import Database
 
 from seqctl import output
 from seqctl.commands._common import JsonOpt, db
@@ -26,7 +30,7 @@ def stats(
     if json_out:
         output.emit_json(analytics.sequence_stats(db(), sequence))
     else:
-        analytics.render_stats(db(), sequence)
+        show_stats(db(), sequence)
 
 
 def compare(
@@ -44,3 +48,65 @@ def compare(
             for index, row in enumerate(result["ranking"], 1)]
     output.table(rows, ["rank", "sequence", "sent", "replies", "reply_rate"])
     output.line(result["verdict"])
+
+
+# --- the terminal view ---------------------------------------------------------------------
+
+
+def percent(fraction: float) -> str:
+    return f"{fraction * 100:.1f}%"
+
+
+def bar(fraction: float, width: int = 10) -> str:
+    """`█████░░░░░ 50.0%`: a rate readable at a glance."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    filled = round(fraction * width)
+    return "█" * filled + "░" * (width - filled) + f" {fraction * 100:5.1f}%"
+
+
+def _count(number: int, word: str, plural: str | None = None) -> str:
+    return f"{number} {word if number == 1 else (plural or word + 's')}"
+
+
+def show_stats(db: Database, name: str, console: Console | None = None) -> None:
+    """Print the stats of a sequence: a totals line, then per email step a table with the
+    variants side by side (counts, and bars for the rates), and under it the A/B verdict."""
+    console = console or Console(highlight=False, soft_wrap=True)
+    stats = analytics.sequence_stats(db, name)
+    totals = stats["totals"]
+    console.print(
+        f"[bold]{name}[/bold]: {totals['enrolled']} enrolled, "
+        f"{_count(totals['sent'], 'email')} sent, "
+        f"{_count(totals['replies'], 'reply', 'replies')} ({percent(totals['reply_rate'])}), "
+        f"{_count(totals['meetings'], 'meeting')}, {totals['unsubscribes']} unsubscribed, "
+        f"{totals['bounces']} bounced, "
+        f"{_count(totals['auto_replies'], 'auto-reply', 'auto-replies')} (not counted)")
+    tracked = analytics.tracked(db, name)
+    if not stats["steps"]:
+        console.print("no emails sent yet")
+        return
+    tests = {test["step"]: test for test in stats["ab_tests"]}
+    steps: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for row in stats["steps"]:
+        steps[row["step"]].append(row)
+    metrics = [("sent", "sent", None), ("opened", "opens", "open_rate"),
+               ("clicked", "clicks", "click_rate"), ("replied", "replies", "reply_rate"),
+               ("unsubscribed", "unsubscribes", None), ("bounced", "bounces", None),
+               ("meetings", "meetings", None)]
+    for step, rows in steps.items():
+        console.print()
+        title = f"Step {step} · email" if step is not None else "Removed step · email"
+        table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+        table.add_column("", no_wrap=True)
+        for row in rows:
+            table.add_column(f"variant {row['variant']}", no_wrap=True)
+        for label, counter, rate_key in metrics:
+            off = (counter == "opens" and not tracked[0]) or (
+                counter == "clicks" and not tracked[1])
+            cells = ["    -  not tracked" if off and not row[counter] else
+                     f"{row[counter]:>5}" + (f"  {bar(row[rate_key])}" if rate_key else "")
+                     for row in rows]
+            table.add_row(label, *cells)
+        console.print(table)
+        if step in tests:
+            console.print(f"A vs B reply rate: {tests[step]['verdict']}", markup=False)

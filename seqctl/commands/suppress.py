@@ -65,12 +65,7 @@ def list_suppressions(
     json_out: JsonOpt = False,
 ) -> None:
     """List suppressed addresses, newest first."""
-    sql, params = "SELECT email, reason, created_at FROM suppressions", []
-    if reason:
-        sql += " WHERE reason = ?"
-        params.append(reason)
-    rows = [{"email": e, "reason": r, "created_at": c}
-            for e, r, c in db().execute(sql + " ORDER BY created_at DESC, email", params)]
+    rows = exits.list_suppressions(db(), reason)
     if json_out:
         output.emit_json(rows)
     else:

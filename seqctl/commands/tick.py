@@ -11,8 +11,8 @@ import typer
 from croniter import croniter
 
 from seqctl import clock, config, output, settings
-from seqctl.commands._common import JsonOpt, db, instant_option
-from seqctl.engine import cycle, timeline
+from seqctl.commands._common import JsonOpt, db, install_key, instant_option
+from seqctl.engine import cycle, inbox_health, timeline
 from seqctl.engine.counts import TickCounts
 from seqctl.errors import SeqctlError
 
@@ -46,17 +46,15 @@ def tick(
     database = db()
     try:
         with output.progress("ticking") as advance:
-            counts = cycle.run(database, clock.now(), phase=phase, dry_run=dry_run,
-                               progress=advance)
+            counts = cycle.run(database, clock.now(), key=install_key(), phase=phase,
+                               dry_run=dry_run, progress=advance)
     except cycle.TickBusy:
         output.info("another tick is running; nothing to do")
         if json_out:
             output.emit_json({**TickCounts().as_dict(), "skipped": "another tick is running"})
         return
     result = counts.as_dict()
-    paused = database.execute(
-        "SELECT address, status_message FROM inboxes WHERE status = 'paused_bounces'").fetchall()
-    for address, message in paused:
+    for address, message in inbox_health.paused_for_bounces(database):
         output.warn(f"inbox {address} is paused: {message}")
     _print_counts(result, json_out)
 
@@ -66,18 +64,11 @@ def sync(
     json_out: JsonOpt = False,
 ) -> None:
     """Read new incoming mail now and apply replies, bounces, unsubscribes and bookings."""
-    from seqctl.engine import sync as engine_sync
-    from seqctl.engine.tick import TickLock
-
-    database = db()
-    lock = TickLock()
-    if not lock.acquire():
+    try:
+        synced = cycle.sync_now(db(), clock.now(), only=address)
+    except cycle.TickBusy:
         output.info("a tick is running; it syncs too")
         return
-    try:
-        synced = engine_sync.run_sync(database, clock.now(), only=address)
-    finally:
-        lock.release()
     if json_out:
         output.emit_json({"synced": synced})
     else:

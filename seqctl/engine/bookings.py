@@ -7,7 +7,7 @@ one calendar lookup per live enrollment of the inbox, so it runs on the sync sch
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,10 @@ from seqctl.providers.registry import inbox_info
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
+
+# Notices for the person running seqctl; the CLI shows them on stderr (SPEC: the engine
+# never prints).
+log = logging.getLogger("seqctl")
 
 BookingLookup = Callable[[InboxInfo, str, datetime], bool]
 
@@ -62,7 +66,7 @@ def check_bookings(
         try:
             found = lookup(info, email, from_iso(enrolled_at) or now)
         except ProviderError as exc:
-            sys.stderr.write(f"inbox {inbox['address']}: calendar check stopped: {exc}\n")
+            log.warning(f"inbox {inbox['address']}: calendar check stopped: {exc}")
             break
         if found:
             outcomes.on_meeting(

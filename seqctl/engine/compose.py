@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from seqctl import config, settings
+from seqctl import settings
 from seqctl.engine import contacts, links, render
 from seqctl.engine.message import BuiltMessage, OutgoingEmail, Tracking, Unsubscribe, build_message
 from seqctl.errors import SeqctlError
-from seqctl.files import install_secret
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -34,13 +33,14 @@ class Composed:
     is_reply: bool
 
 
-def message_id_for(db: Database, enrollment_id: int, step_id: int, inbox_address: str) -> str:
+def message_id_for(
+    db: Database, enrollment_id: int, step_id: int, inbox_address: str, *, key: bytes
+) -> str:
     """The Message-ID of a step's email for an enrollment, chosen when the email is queued
     (and stored with it), so a crashed send can be looked up by it and preview shows the same.
     It mixes in a random salt of this database, so a rebuilt database or a second one under the
     same home never repeats an ID (nor honours an old email's links), and it does not show
-    recipients how many enrollments there are."""
-    key = install_secret(config.home())
+    recipients how many enrollments there are. `key` is the install secret."""
     salt = _database_salt(db)
     digest = hmac.new(key, f"msgid:{salt}:{enrollment_id}:{step_id}".encode(), hashlib.sha256)
     domain = inbox_address.rsplit("@", 1)[-1]
@@ -148,13 +148,15 @@ def compose(
     step: dict[str, Any],
     *,
     date: datetime,
+    key: bytes,
     variant: str | None = None,
     predict: bool = False,
     message_id: str | None = None,
 ) -> Composed:
     """Render the email `step` for `enrollment_id` as it would be sent at `date`, with the
     Message-ID stored when it was queued (`message_id`; computed when previewing). `predict`
-    (preview): earlier emails not sent yet are taken as sent, for the thread."""
+    (preview): earlier emails not sent yet are taken as sent, for the thread. `key` (the install
+    secret) signs the Message-ID and the tracking links."""
     enr = db.execute(
         "SELECT e.id, e.sequence_id, e.contact_id, e.inbox_id, e.variant, "
         "s.track_opens, s.track_clicks FROM enrollments e JOIN sequences s ON s.id = e.sequence_id "
@@ -191,24 +193,22 @@ def compose(
     else:
         subject, in_reply_to, references, thread_id = _thread(
             db, enrollment_id, sequence_id, step["position"], variant, owner_id, context,
-            address=address, predict=predict)
+            address=address, predict=predict, key=key)
         is_reply = in_reply_to is not None
     cc = [render.render(x, context) for x in json.loads(step.get("cc_json") or "[]")]
     bcc = [render.render(x, context) for x in json.loads(step.get("bcc_json") or "[]")]
 
     tracking_base = settings.get(db, "tracking_base_url")
     message_id = message_id or _queued_message_id(db, enrollment_id, step["id"]) or (
-        message_id_for(db, enrollment_id, step["id"], address))
+        message_id_for(db, enrollment_id, step["id"], address, key=key))
     unsubscribe = Unsubscribe(
         mailto=settings.get(db, "unsubscribe_mailto") or _plus_tag(address, "unsubscribe"),
-        url=(links.link(tracking_base, "u", message_id, key=install_secret(config.home()))
-             if tracking_base else None),
+        url=links.link(tracking_base, "u", message_id, key=key) if tracking_base else None,
         physical_address=settings.get(db, "physical_address") or None,
     )
     track = None
     if tracking_base and (track_opens or track_clicks):
-        track = _tracking(tracking_base, message_id, bool(track_opens), bool(track_clicks),
-                          install_secret(config.home()))
+        track = _tracking(tracking_base, message_id, bool(track_opens), bool(track_clicks), key)
     outgoing = OutgoingEmail(
         from_address=address,
         from_name=" ".join(x for x in (owner_first, owner_last) if x),
@@ -229,7 +229,7 @@ def compose(
 
 
 def _thread(db, enrollment_id, sequence_id, position, variant, owner_id, context, *,
-            address: str, predict: bool):
+            address: str, predict: bool, key: bytes):
     """Subject and threading headers for an email step without a subject: a reply in the thread
     of the previous email; if that email was never sent, a new thread with its subject.
 
@@ -254,10 +254,10 @@ def _thread(db, enrollment_id, sequence_id, position, variant, owner_id, context
         earlier = (render.render(subject_t, context), None, [], None)
     else:   # the previous email was itself a reply: its thread is the one to join
         earlier = _thread(db, enrollment_id, sequence_id, prev_step["position"], variant,
-                          owner_id, context, address=address, predict=predict)
+                          owner_id, context, address=address, predict=predict, key=key)
     if predict and pending:
         prev_id = _queued_message_id(db, enrollment_id, prev_step["id"]) or message_id_for(
-            db, enrollment_id, prev_step["id"], address)
+            db, enrollment_id, prev_step["id"], address, key=key)
         return render.reply_subject(earlier[0]), prev_id, [*earlier[2], prev_id], None
     return earlier
 

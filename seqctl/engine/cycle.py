@@ -63,12 +63,15 @@ def run(
     db: Database,
     now: datetime,
     *,
+    key: bytes,
     phase: str = "all",
     dry_run: bool = False,
     factory: ProviderFactory = default_factory,
     progress: Callable[[int, int], None] | None = None,
 ) -> TickCounts:
-    lock = tick.TickLock()
+    """Run one tick of `db` at `now` under its tick lock (TickBusy when another holds it).
+    `key` is the install secret; `factory` opens each inbox's provider."""
+    lock = tick.TickLock.beside(db)
     if not lock.acquire():
         raise TickBusy()
     try:
@@ -85,16 +88,34 @@ def run(
             if dry_run:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    tick.run_engine(db, now, counts)
-                    dispatch.run_dispatch(db, now, counts, dry_run=True)
+                    tick.run_engine(db, now, counts, key=key)
+                    dispatch.run_dispatch(db, now, counts, dry_run=True, key=key)
                 finally:
                     db.execute("ROLLBACK")
                 return counts
-            tick.run_engine(db, now, counts, progress)
+            tick.run_engine(db, now, counts, progress, key=key)
         if phase in ("all", "dispatch"):
             dispatch.run_dispatch(
-                db, now, counts, dry_run=dry_run, factory=factory, before_first_send=_reply_guard
+                db, now, counts, dry_run=dry_run, key=key, factory=factory,
+                before_first_send=_reply_guard,
             )
         return counts
+    finally:
+        lock.release()
+
+
+def sync_now(
+    db: Database, now: datetime, *, only: str | None = None,
+    factory: ProviderFactory = default_factory,
+) -> int:
+    """`seqctl sync`: the sync phase alone (of every inbox, or only `only`), under the tick
+    lock (TickBusy when a tick holds it: that tick syncs). Returns the messages processed."""
+    lock = tick.TickLock.beside(db)
+    if not lock.acquire():
+        raise TickBusy()
+    from seqctl.engine import sync
+
+    try:
+        return sync.run_sync(db, now, only=only, factory=factory)
     finally:
         lock.release()

@@ -12,19 +12,20 @@ so a slow or throttled inbox never holds up the others.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seqctl import clock, config, settings
+from seqctl import clock, settings
 from seqctl import db as database
 from seqctl.clock import from_iso, iso
-from seqctl.db import transaction
+from seqctl.db import database_file, transaction
 from seqctl.engine import accounts, events, exits, plan
 from seqctl.engine.counts import TickCounts
 from seqctl.engine.schedule import into_window
@@ -42,6 +43,10 @@ from seqctl.providers.registry import ProviderFactory, default_factory
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
+
+# Notices for the person running seqctl; the CLI shows them on stderr (SPEC: the engine
+# never prints).
+log = logging.getLogger("seqctl")
 
 # (db, inbox row, its open provider, now): see `run_dispatch`
 FirstSendHook = Callable[["Database", dict[str, Any], Provider, datetime], Any]
@@ -95,6 +100,7 @@ def run_dispatch(
     counts: TickCounts,
     *,
     dry_run: bool = False,
+    key: bytes,
     factory: ProviderFactory = default_factory,
     before_first_send: FirstSendHook | None = None,
 ) -> None:
@@ -149,24 +155,18 @@ def run_dispatch(
             db.conn.executemany("UPDATE outbox SET next_attempt_at = ? WHERE id = ?", deferrals)
     if not batches:
         return
-    if len(batches) == 1:
-        ((inbox_id, ids),) = batches.items()
-        _send_batch(db, inboxes[inbox_id], ids, factory, counts, before_first_send)
+    path = database_file(db)
+    if len(batches) == 1 or path is None:   # an in-memory database has one connection
+        for inbox_id, ids in batches.items():
+            _send_batch(db, inboxes[inbox_id], ids, factory, counts, before_first_send, key)
         return
-    path = config.db_path()
-
-    def worker(item: tuple[int, list[int]]) -> TickCounts:
-        inbox_id, ids = item
-        local_counts = TickCounts()
-        own = database.connect(path)
-        try:
-            _send_batch(own, inboxes[inbox_id], ids, factory, local_counts, before_first_send)
-        finally:
-            own.close()
-        return local_counts
-
     with ThreadPoolExecutor(max_workers=min(8, len(batches))) as pool:
-        for result in pool.map(worker, batches.items()):
+        results = pool.map(
+            lambda item: _inbox_worker(path, inboxes[item[0]], item[1], factory,
+                                       before_first_send, key),
+            batches.items(),
+        )
+        for result in results:
             counts.emails_sent += result.emails_sent
             counts.failed += result.failed
             counts.deferred += result.deferred
@@ -174,10 +174,31 @@ def run_dispatch(
             counts.skipped_suppressed += result.skipped_suppressed
 
 
+def _inbox_worker(
+    path: Path,
+    inbox: dict[str, Any],
+    ids: list[int],
+    factory: ProviderFactory,
+    before_first_send: FirstSendHook | None,
+    key: bytes,
+) -> TickCounts:
+    """One inbox's batch on its own connection to the database file at `path` (the one the
+    tick was given, never the configured one)."""
+    counts = TickCounts()
+    own = database.connect(path)
+    try:
+        _send_batch(own, inbox, ids, factory, counts, before_first_send, key)
+    finally:
+        own.close()
+    return counts
+
+
 def send_now(
     db: Database,
     inbox: dict[str, Any],
     outbox_id: int,
+    *,
+    key: bytes,
     factory: ProviderFactory = default_factory,
 ) -> dict[str, Any]:
     """Send one queued row at once, outside a tick's caps (`inbox test`); the caller holds the
@@ -192,7 +213,7 @@ def send_now(
             db.execute("UPDATE outbox SET status = 'failed', error = ? WHERE id = ?",
                        [f"cannot open the inbox: {exc}", outbox_id])
     else:
-        _send_one(db, inbox, provider, outbox_id, plan.Plans(db), counts)
+        _send_one(db, inbox, provider, outbox_id, plan.Plans(db), counts, key)
     row = _load(db, outbox_id)
     assert row is not None
     return row
@@ -238,6 +259,7 @@ def _send_batch(
     factory: ProviderFactory,
     counts: TickCounts,
     before_first_send: FirstSendHook | None,
+    key: bytes,
 ) -> None:
     try:
         provider = factory(inbox)
@@ -253,7 +275,7 @@ def _send_batch(
         before_first_send(db, inbox, provider, clock.now())
     plans = plan.Plans(db)
     for index, outbox_id in enumerate(ids):
-        outcome = _send_one(db, inbox, provider, outbox_id, plans, counts)
+        outcome = _send_one(db, inbox, provider, outbox_id, plans, counts, key)
         if outcome == "revoked":
             return
         if outcome == "retry":
@@ -286,6 +308,7 @@ def _send_one(
     outbox_id: int,
     plans: plan.Plans,
     counts: TickCounts,
+    key: bytes,
 ) -> str:
     row = _load(db, outbox_id)
     if row is None or row["status"] != "queued":
@@ -310,7 +333,7 @@ def _send_one(
         from seqctl.engine import compose
 
         try:
-            composed = compose.compose(db, row["enrollment_id"], step, date=now,
+            composed = compose.compose(db, row["enrollment_id"], step, date=now, key=key,
                                        message_id=row["message_id"])
         except SeqctlError as exc:
             with transaction(db):
@@ -587,4 +610,4 @@ def _unknown(db: Database, outbox_id: int, why: str) -> None:
 
 
 def _log(message: str) -> None:
-    sys.stderr.write(message + "\n")
+    log.warning(message)

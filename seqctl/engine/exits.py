@@ -172,6 +172,16 @@ def unsuppress(db: Database, email: str) -> bool:
     return cursor.rowcount > 0
 
 
+def list_suppressions(db: Database, reason: str | None = None) -> list[dict[str, Any]]:
+    """Suppressed addresses (of one reason), newest first: {"email", "reason", "created_at"}."""
+    sql, params = "SELECT email, reason, created_at FROM suppressions", []
+    if reason:
+        sql += " WHERE reason = ?"
+        params.append(reason)
+    return [{"email": e, "reason": r, "created_at": c}
+            for e, r, c in db.execute(sql + " ORDER BY created_at DESC, email", params)]
+
+
 def add_suppression(db: Database, email: str, reason: str, at: datetime) -> tuple[bool, list[int]]:
     """`seqctl suppress add`: suppress the address. With reason `unsubscribed` or `bounced` the
     contact's live enrollments exit with that reason at once (as the backstop would before

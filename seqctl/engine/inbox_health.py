@@ -5,7 +5,7 @@ Sync (after reading bounces) and `seqctl log bounce` both call `check_bounce_rat
 
 from __future__ import annotations
 
-import sys
+import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -15,6 +15,10 @@ from seqctl.engine import accounts, events
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
+
+# Notices for the person running seqctl; the CLI shows them on stderr (SPEC: the engine
+# never prints).
+log = logging.getLogger("seqctl")
 
 BOUNCE_WINDOW = 100  # an inbox's bounce rate is judged over its last 100 sends
 BOUNCE_MIN_SENDS = 20  # ... once it has this many: 1 bounce in 5 sends is no signal
@@ -92,5 +96,12 @@ def resume_inbox(db: Database, address: str, now: datetime | None = None) -> boo
     return bool(changed)
 
 
+def paused_for_bounces(db: Database) -> list[tuple[str, str]]:
+    """(address, why) of every inbox whose sending is paused for bounces."""
+    return [tuple(row) for row in db.execute(
+        "SELECT address, status_message FROM inboxes WHERE status = 'paused_bounces' "
+        "ORDER BY id").fetchall()]
+
+
 def _log(message: str) -> None:
-    sys.stderr.write(message + "\n")
+    log.warning(message)

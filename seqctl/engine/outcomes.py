@@ -6,6 +6,7 @@ an exit fires the same way whichever noticed it.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -273,3 +274,27 @@ def log_outcome(
                 check_bounce_rate(db, inbox_id, at)
     name = event if event != "bounce" or hard else "soft_bounce"
     return {"email": contact["email"], "event": name, "exited": exited}
+
+
+OUTCOME_KINDS = ("reply", "meeting", "bounce", "soft_bounce", "unsubscribe", "auto_reply")
+
+
+def list_outcomes(db: Database, *, email: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Recent outcomes (of one contact), newest first, whether sync read them or they were
+    logged by hand: {"id", "event", "at", "email", "sequence", "via", "subject"}."""
+    marks = ",".join("?" * len(OUTCOME_KINDS))
+    sql = (f"SELECT e.id, e.kind, e.at, c.email, s.name, e.detail_json FROM events e "
+           f"LEFT JOIN contacts c ON c.id = e.contact_id "
+           f"LEFT JOIN sequences s ON s.id = e.sequence_id WHERE e.kind IN ({marks})")
+    params: list[Any] = list(OUTCOME_KINDS)
+    if email:
+        sql += " AND c.email = ?"
+        params.append(email.strip().lower())
+    rows = []
+    for event_id, kind, at, address, sequence, detail_json in db.execute(
+            sql + " ORDER BY e.at DESC, e.id DESC LIMIT ?", [*params, limit]).fetchall():
+        detail = json.loads(detail_json or "{}")
+        rows.append({"id": event_id, "event": kind, "at": at, "email": address,
+                     "sequence": sequence, "via": detail.get("via", "sync"),
+                     "subject": detail.get("subject")})
+    return rows

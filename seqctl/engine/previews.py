@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def preview(db: Database, sequence_name: str, position: int, email: str, now: datetime,
-            variant: str | None = None) -> tuple[Composed, dict[str, Any]]:
+            variant: str | None = None, *, key: bytes) -> tuple[Composed, dict[str, Any]]:
     """Compose step `position` for the contact through the same path the dispatcher uses.
     An enrolled contact is previewed in its enrollment (its variant, inbox and thread); one
     that is not is previewed as if enrolled now, in a transaction that is rolled back."""
@@ -41,7 +41,7 @@ def preview(db: Database, sequence_name: str, position: int, email: str, now: da
         "SELECT id, inbox_id FROM enrollments WHERE sequence_id = ? AND contact_id = ? "
         "ORDER BY id DESC LIMIT 1", [row[0], contact[0]]).fetchone()
     if enrollment is not None and enrollment[1] is not None:
-        composed = compose.compose(db, enrollment[0], step, date=now, variant=variant,
+        composed = compose.compose(db, enrollment[0], step, date=now, key=key, variant=variant,
                                    predict=True)
         return composed, {"enrollment_id": enrollment[0]}
     inbox_id = accounts.default_inbox_for(db, contact[1])
@@ -55,15 +55,15 @@ def preview(db: Database, sequence_name: str, position: int, email: str, now: da
             "step_id, anchor_at, enrolled_at, updated_at) VALUES (?,?,?,?,'active',?,?,?,?,?)",
             [enrollment_id, row[0], contact[0], inbox_id, variant_for(enrollment_id),
              step["id"], iso(now), iso(now), iso(now)])
-        composed = compose.compose(db, enrollment_id, step, date=now, variant=variant,
-                                   predict=True)
+        composed = compose.compose(db, enrollment_id, step, date=now, key=key,
+                                   variant=variant, predict=True)
     finally:
         db.execute("ROLLBACK TO SAVEPOINT preview")
         db.execute("RELEASE SAVEPOINT preview")
     return composed, {"enrollment_id": None}
 
 
-def pending_subject(db: Database, outbox_id: int, now: datetime) -> str | None:
+def pending_subject(db: Database, outbox_id: int, now: datetime, *, key: bytes) -> str | None:
     """The subject a queued email will have (it is rendered for good when it is sent)."""
     row = db.execute("SELECT enrollment_id, step_id FROM outbox WHERE id = ?",
                      [outbox_id]).fetchone()
@@ -72,6 +72,6 @@ def pending_subject(db: Database, outbox_id: int, now: datetime) -> str | None:
     cursor = db.execute("SELECT * FROM steps WHERE id = ?", [row[1]])
     step = dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True))
     try:
-        return compose.compose(db, row[0], step, date=now, predict=True).built.subject
+        return compose.compose(db, row[0], step, date=now, key=key, predict=True).built.subject
     except SeqctlError:
         return None

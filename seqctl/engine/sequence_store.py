@@ -187,6 +187,12 @@ def _match_steps(old: list[dict[str, Any]], new: list[StepSpec]) -> list[dict[st
     return matched
 
 
+def apply_specs(db: Database, specs: list[SequenceSpec], now: datetime) -> list[ApplyResult]:
+    """Apply several sequence files at once: all of them, or (on any error) none."""
+    with transaction(db):
+        return [apply_spec(db, spec, now) for spec in specs]
+
+
 def apply_spec(db: Database, spec: SequenceSpec, now: datetime) -> ApplyResult:
     """Create the sequence, or update the one with the same name (see the module docstring)."""
     with transaction(db):

@@ -8,7 +8,7 @@ messages harmlessly and loses none.
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
@@ -26,6 +26,10 @@ from seqctl.providers.registry import ProviderFactory, default_factory
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
+
+# Notices for the person running seqctl; the CLI shows them on stderr (SPEC: the engine
+# never prints).
+log = logging.getLogger("seqctl")
 
 
 def _context(db: Database, received_at: datetime) -> ClassifyContext:
@@ -326,4 +330,4 @@ def _apply_bounce(
 
 
 def _log(message: str) -> None:
-    sys.stderr.write(message + "\n")
+    log.warning(message)

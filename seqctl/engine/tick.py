@@ -6,11 +6,11 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seqctl import config
 from seqctl.clock import iso
-from seqctl.db import transaction
+from seqctl.db import database_file, transaction
 from seqctl.engine import accounts, events, exits, plan
 from seqctl.engine.counts import TickCounts
 
@@ -22,13 +22,21 @@ BATCH = 2000
 
 class TickLock:
     """An OS file lock (flock) beside the database: it dies with its process, so a killed
-    tick never blocks the next one."""
+    tick never blocks the next one. `TickLock.beside(db)` is the lock of that database; an
+    in-memory database (private to its connection) has none to share, and always acquires."""
 
-    def __init__(self) -> None:
-        self.path = config.lock_path()
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
         self.handle: Any = None
 
+    @classmethod
+    def beside(cls, db: Database) -> TickLock:
+        file = database_file(db)
+        return cls(file.with_name(file.name + ".tick.lock") if file else None)
+
     def acquire(self) -> bool:
+        if self.path is None:
+            return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.handle = open(self.path, "a+")
         try:
@@ -110,7 +118,8 @@ def resume_due_pauses(db: Database, now: datetime, counts: TickCounts) -> None:
 
 
 def run_engine(db: Database, now: datetime, counts: TickCounts,
-               progress: Callable[[int, int], None] | None = None) -> None:
+               progress: Callable[[int, int], None] | None = None, *, key: bytes) -> None:
+    """Fire every step due by `now`; `key` is the install secret (Message-IDs)."""
     resume_due_pauses(db, now, counts)
     plans = plan.Plans(db)
     total = done = 0
@@ -124,13 +133,15 @@ def run_engine(db: Database, now: datetime, counts: TickCounts,
             return
         with transaction(db):
             for row in rows:
-                _fire(db, row, plans, now, counts)
+                _fire(db, row, plans, now, counts, key)
         if progress:
             done += len(rows)
             progress(min(done, total), max(done, total))
 
 
-def _fire(db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: TickCounts) -> None:
+def _fire(
+    db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: TickCounts, key: bytes
+) -> None:
     # compose (and Jinja2 with it) loads when a step fires, not on a tick with nothing due
     from seqctl.engine import compose
 
@@ -191,7 +202,7 @@ def _fire(db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: Ti
                     email,
                     iso(now),
                     iso(now),
-                    compose.message_id_for(db, enrollment_id, step["id"], inbox_address),
+                    compose.message_id_for(db, enrollment_id, step["id"], inbox_address, key=key),
                     iso(now),
                 ],
             )
@@ -214,7 +225,7 @@ def _fire(db: Database, row: tuple, plans: plan.Plans, now: datetime, counts: Ti
                 enrollment_id,
                 iso(now),
                 iso(now),
-                compose.message_id_for(db, enrollment_id, step["id"], inbox_address),
+                compose.message_id_for(db, enrollment_id, step["id"], inbox_address, key=key),
                 iso(now),
             ],
         )
