@@ -95,9 +95,10 @@ def inbound(i: int, sent: list[tuple[str, str]], rng: random.Random) -> bytes:
 def prepare(folder: Path):
     """A database with CONTACTS emails sent through a maildir inbox; returns (db, sent)."""
     os.environ["SEQCTL_HOME"] = str(folder)
-    from seqctl import clock
+    from seqctl import clock, config
     from seqctl import db as database
     from seqctl.engine import accounts, cycle, enroll, sequence_reader, sequence_store
+    from seqctl.files import install_secret
     from seqctl.providers.maildir import create_maildir
 
     db = database.get()
@@ -113,7 +114,7 @@ def prepare(folder: Path):
     sequence_store.apply_spec(db, validation.spec, now)
     emails = [f"person{i}@company{i % 400}.example" for i in range(CONTACTS)]
     enroll.enroll(db, "bench", emails, now)
-    cycle.run(db, now + timedelta(minutes=1), phase="all")
+    cycle.run(db, now + timedelta(minutes=1), key=install_secret(config.home()), phase="all")
     sent = db.execute("SELECT to_email, message_id FROM outbox WHERE status = 'sent'").fetchall()
     assert len(sent) == CONTACTS, len(sent)
     return db, [tuple(row) for row in sent], now + timedelta(days=1)

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-import typer
 
 from seqctl import cli, config
 from seqctl import db as database
@@ -142,21 +141,33 @@ def test_closing_tasks_is_all_or_nothing_inside_one_transaction(home):
 
 def test_a_command_module_that_fails_to_import_raises(tmp_path, monkeypatch):
     (tmp_path / "broken_command.py").write_text("import a_module_that_does_not_exist\n")
-    (tmp_path / "missing_attr_command.py").write_text("from seqctl.engine import nothing_here\n")
+    (tmp_path / "missing_name_command.py").write_text("from seqctl.engine import nothing_here\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(cli.COMMANDS, "broken", ("broken_command", "Broken."))
+    monkeypatch.setitem(cli.COMMANDS, "missing", ("missing_name_command", "Missing."))
+    monkeypatch.setitem(cli.COMMANDS, "gone", ("seqctl.commands.gone", "Gone."))
     with pytest.raises(ModuleNotFoundError, match="a_module_that_does_not_exist"):
-        cli.load_commands(typer.Typer(), {"broken": "broken_command"}, [])
+        cli.load_command("broken")
     with pytest.raises(ImportError, match="nothing_here"):
-        cli.load_commands(typer.Typer(), {}, ["missing_attr_command"])
+        cli.load_command("missing")
     with pytest.raises(ModuleNotFoundError, match="seqctl.commands.gone"):
-        cli.load_commands(typer.Typer(), {"gone": "seqctl.commands.gone"}, [])
+        cli.load_command("gone")
 
 
-def test_every_listed_command_module_is_registered(home):
-    command = typer.main.get_command(cli.app)
-    assert set(cli.GROUPS) <= set(command.commands)
-    proc = subprocess.run([sys.executable, "-m", "seqctl", "--help"], capture_output=True,
+def test_a_broken_command_module_is_an_error_not_a_missing_command(home, tmp_path):
+    """Run as the CLI runs: one clear error line and exit 1, never "no such command"."""
+    (tmp_path / "broken_command.py").write_text("import a_module_that_does_not_exist\n")
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from seqctl import cli; "
+        "cli.COMMANDS['broken'] = ('broken_command', 'Broken.'); cli.main(['broken'])"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True,
                           text=True, cwd=ROOT, timeout=120)
-    assert proc.returncode == 0
-    for name in cli.GROUPS:
-        assert name in proc.stdout
+    assert proc.returncode == 1
+    assert "a_module_that_does_not_exist" in proc.stderr
+    assert "No such command" not in proc.stderr
+
+
+def test_every_listed_command_loads(home):
+    for name in cli.COMMANDS:
+        assert cli.load_command(name) is not None, name

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from sqlite_utils import Database
 
 from seqctl import output
 from seqctl.commands._common import JsonOpt, db
 from seqctl.engine import analytics
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from sqlite_utils import Database
 
 
 def register(root: typer.Typer) -> None:
@@ -71,6 +72,9 @@ def _count(number: int, word: str, plural: str | None = None) -> str:
 def show_stats(db: Database, name: str, console: Console | None = None) -> None:
     """Print the stats of a sequence: a totals line, then per email step a table with the
     variants side by side (counts, and bars for the rates), and under it the A/B verdict."""
+    from rich.console import Console
+    from rich.table import Table
+
     console = console or Console(highlight=False, soft_wrap=True)
     stats = analytics.sequence_stats(db, name)
     totals = stats["totals"]
