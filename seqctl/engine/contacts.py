@@ -34,17 +34,7 @@ from seqctl.errors import SeqctlError
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
-CONTACT_FIELDS = (
-    "email",
-    "first_name",
-    "last_name",
-    "company_name",
-    "owner_email",
-    "lifecycle_stage",
-    "timezone",
-    "custom_fields",
-    "suppressed",
-)
+CONTACT_FIELDS = (*KNOWN_COLUMNS, "custom_fields", "suppressed")
 
 _CHUNK = 5000
 
