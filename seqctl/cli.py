@@ -59,6 +59,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("seqctl.commands.stats",
                 "Rank two sequences by reply rate, with a two-proportion z-test of the "
                 "difference (\"not enough data yet\" below 30 sent emails each)."),
+    "report": ("seqctl.commands.report",
+               "Write one self-contained HTML page of how your sequences are doing."),
+    "doctor": ("seqctl.commands.doctor",
+               "Will your mail land? Check each sending inbox's DNS records and settings the "
+               "way receivers judge them."),
     "serve": ("seqctl.commands.serve",
               "Serve one-click unsubscribe (RFC 8058), the open pixel and click redirects for "
               "the links in sent emails."),

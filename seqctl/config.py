@@ -47,6 +47,11 @@ def tokens_dir() -> Path:
     return home() / "tokens"
 
 
+def dns_server() -> str | None:
+    """`SEQCTL_DNS_SERVER` (HOST[:PORT]) for `seqctl doctor`; None means the system's."""
+    return os.environ.get("SEQCTL_DNS_SERVER") or None
+
+
 def lock_path() -> Path:
     """The tick lock lives beside the database so two databases never share one."""
     db = db_path()
