@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean docs
+.PHONY: demo test lint bench clean docs screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ bench: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python scripts/gen_docs.py > docs/commands.md
+
+# docs/report-desktop.png and docs/report-phone.png: the demo's report in headless Chromium
+screenshots: $(STAMP)
+	bash scripts/test-services.sh
+	SEQCTL_SCREENSHOTS=docs $(BIN)/pytest -q -p no:xdist tests/test_report_browser.py -k renders_offline
 
 clean:
 	rm -rf $(VENV) .pytest_cache

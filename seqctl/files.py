@@ -10,15 +10,15 @@ from pathlib import Path
 from seqctl.errors import SeqctlError
 
 
-def write_private(path: Path, data: bytes | str) -> None:
-    """Write `data` to `path` with mode 0600 via a temp file + rename, so a reader never sees
-    half a file and a crash never leaves one."""
+def write_private(path: Path, data: bytes | str, mode: int = 0o600) -> None:
+    """Write `data` to `path` with `mode` (0600: for the owner only) via a temp file + rename,
+    so a reader never sees half a file and a crash never leaves one."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o600)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -17,7 +17,6 @@ connection (WAL, busy timeout), so concurrent requests queue on the database, no
 
 from __future__ import annotations
 
-import html
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +29,7 @@ from starlette.routing import Route
 
 from seqctl import clock
 from seqctl import db as database
-from seqctl.engine import links, tracking
+from seqctl.engine import links, pages, tracking
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -43,19 +42,9 @@ PIXEL = (
 NO_STORE = {"Cache-Control": "no-store, max-age=0", "Referrer-Policy": "no-referrer",
             "X-Robots-Tag": "noindex"}
 
-_PAGE = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<meta name="robots" content="noindex"><title>{title}</title></head>
-<body style="font-family:system-ui,sans-serif;max-width:32em;margin:3em auto;padding:0 1em">
-<h1 style="font-size:1.3em">{title}</h1>
-{body}
-</body></html>
-"""
-
-
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status,
-                        headers=NO_STORE)
+    """A page in the report's look (`engine.pages`): inline CSS, nothing loaded."""
+    return HTMLResponse(pages.notice_page(title, body), status_code=status, headers=NO_STORE)
 
 
 def _not_found() -> Response:
@@ -115,8 +104,7 @@ def make_app(db_path: Path, key: bytes) -> Starlette:
             "Unsubscribe",
             "<p>Stop receiving these emails?</p>\n"
             '<form method="post"><input type="hidden" name="List-Unsubscribe" '
-            'value="One-Click"><button type="submit" style="font-size:1em;padding:.5em 1.2em">'
-            "Unsubscribe</button></form>",
+            'value="One-Click"><button type="submit">Unsubscribe</button></form>',
         )
 
     async def one_click(request: Request) -> Response:
