@@ -23,15 +23,14 @@ import dns.exception
 import dns.message
 import dns.query
 
+from .programs import find_program
+
 DNSMASQ_CANDIDATES = ("/usr/sbin/dnsmasq", "/usr/local/sbin/dnsmasq")
 LOCAL_DOMAINS = ("test", "google.com", "outlook.com")
 
 
 def find_dnsmasq() -> str | None:
-    found = shutil.which("dnsmasq")
-    if found:
-        return found
-    return next((path for path in DNSMASQ_CANDIDATES if os.access(path, os.X_OK)), None)
+    return find_program("dnsmasq", DNSMASQ_CANDIDATES)
 
 
 def _free_udp_tcp_port() -> int:

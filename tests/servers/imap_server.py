@@ -23,6 +23,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from .programs import find_program
+
 DOVECOT_CANDIDATES = ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot")
 DOVEADM_CANDIDATES = ("/usr/bin/doveadm", "/usr/local/bin/doveadm")
 
@@ -31,20 +33,14 @@ USER_POOL = 100
 
 
 def find_dovecot() -> str | None:
-    found = shutil.which("dovecot")
-    if found:
-        return found
-    return next((path for path in DOVECOT_CANDIDATES if os.access(path, os.X_OK)), None)
+    return find_program("dovecot", DOVECOT_CANDIDATES)
 
 
 def _find_doveadm() -> str:
-    found = shutil.which("doveadm")
-    if found:
-        return found
-    for path in DOVEADM_CANDIDATES:
-        if os.access(path, os.X_OK):
-            return path
-    raise RuntimeError("doveadm not found (install dovecot-core)")
+    found = find_program("doveadm", DOVEADM_CANDIDATES)
+    if found is None:
+        raise RuntimeError("doveadm not found (install dovecot-core)")
+    return found
 
 
 def free_port() -> int:
