@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from selenium.webdriver.support.wait import WebDriverWait
 
-from tests.browser import DESKTOP, PHONE, Browser, need_browser, png_size
+from tests.browser import DESKTOP, PAGE_LOAD_SECONDS, PHONE, Browser, need_browser, png_size
 from tests.conftest import ROOT
 from tests.test_analytics import CONTACTS
 from tests.test_server import sent, server  # noqa: F401  (fixtures)
@@ -129,9 +130,9 @@ def test_the_unsubscribe_pages_share_the_reports_look_and_work(browser, sent, se
                                        mobile=True))[0] == PHONE[0]
     browser.reset_size()
     browser.driver.find_element("css selector", "button[type=submit]").click()
-    browser.driver.implicitly_wait(30)
-    heading = browser.driver.find_element("css selector", "h1")
-    assert heading.text == "Unsubscribed"
+    WebDriverWait(browser.driver, PAGE_LOAD_SECONDS).until(
+        lambda driver: driver.title == "Unsubscribed")      # the POST's answer has loaded
+    assert browser.js("return document.querySelector('h1').textContent") == "Unsubscribed"
     assert browser.js("return getComputedStyle(document.body).backgroundColor") == BACKGROUND
     browser.screenshot(tmp_path / "unsubscribed-desktop.png", DESKTOP)
     browser.reset_size()
