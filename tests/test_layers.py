@@ -35,6 +35,8 @@ PURE = {
     "seqctl.engine.classify",
     "seqctl.engine.draft",
     "seqctl.engine.intent",
+    "seqctl.engine.deliverability",
+    "seqctl.engine.pages",
 }
 # What the pure core may import besides itself.
 PURE_MAY_IMPORT = {"seqctl.errors"}

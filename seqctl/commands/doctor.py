@@ -25,7 +25,7 @@ def doctor(
     json_out: JsonOpt = False,
 ) -> None:
     """Will your mail land? Check each sending inbox's DNS records and settings the way
-    receivers judge them: MX, SPF (one record, at most 10 lookups, not +all, covers your
+    receivers judge them. The checks: MX, SPF (one record, at most 10 lookups, not +all, covers your
     provider), DKIM, DMARC (or the organizational domain's), one-click unsubscribe, the
     physical address, the bounce rate of the last 100 sends, and the caps against the
     provider's limits. Each check is pass, warn, fail or unknown (DNS did not

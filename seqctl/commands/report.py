@@ -24,8 +24,8 @@ def report(
         "exist; an existing file is replaced).")] = ...,
     json_out: JsonOpt = False,
 ) -> None:
-    """Write one self-contained HTML file for people who would rather look than read: per
-    sequence the funnel per step, A/B tests with their verdict and p-value, replies by intent,
+    """Write one self-contained HTML page of how your sequences are doing. Per sequence: the
+    funnel per step, A/B tests with their verdict and p-value, replies by intent,
     sends and replies per day, and tasks open and done. The numbers are those of
     `seqctl stats --json`; CSS and SVG charts are inline, so the file opens offline and makes
     no network request. It reads well from phone width to desktop.
