@@ -66,7 +66,7 @@ def parse(text: str) -> list[dict]:
 
 @pytest.fixture
 def campaign(home):
-    """alpha: 6 contacts, 3 replies (2 positive, 1 not classified), 1 of 6 call tasks done;
+    """alpha: 6 contacts, 3 replies (2 positive, 1 without an intent), 1 of 6 call tasks done;
     beta: 3 contacts, no replies."""
     db, _ = setup_account(home)
     for name, count in (("alpha", 6), ("beta", 3)):
@@ -77,8 +77,9 @@ def campaign(home):
     for n, intent in ((0, "positive"), (1, "positive"), (2, None)):
         contact = db.execute("SELECT id FROM contacts WHERE email = ?",
                              [f"alpha{n}@c{n}.test"]).fetchone()[0]
-        outcomes.on_reply(db, contact, T0 + timedelta(days=1, hours=2),
-                          detail={"intent": intent} if intent else None)
+        outcomes.on_reply(db, contact, T0 + timedelta(days=1, hours=2))
+        db.execute("UPDATE events SET detail_json = json_set(detail_json, '$.intent', ?) "
+                   "WHERE kind = 'reply' AND contact_id = ?", [intent, contact])
     db.execute("UPDATE tasks SET status = 'done' WHERE id = (SELECT MIN(id) FROM tasks)")
     tick(db, T0 + timedelta(days=4))
     return db
@@ -120,7 +121,7 @@ def test_the_report_holds_the_numbers_of_stats_json_for_each_sequence(campaign, 
 def test_replies_by_intent_days_and_tasks(campaign):
     data = report.sequence_report(campaign, "alpha")
     assert data["intents"] == [{"intent": "positive", "replies": 2},
-                               {"intent": "unclassified", "replies": 1}]
+                               {"intent": "unknown", "replies": 1}]
     # days in the sequence's zone (Chicago): T0 is Monday 08:00 there
     assert data["days"][0] == {"day": "2026-03-02", "sent": 6, "replies": 0}
     assert sum(day["sent"] for day in data["days"]) == data["stats"]["totals"]["sent"]

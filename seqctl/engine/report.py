@@ -16,7 +16,7 @@ from seqctl.engine import analytics, pages
 from seqctl.errors import SeqctlError
 from seqctl.files import write_private
 
-UNCLASSIFIED = "unclassified"
+UNKNOWN_INTENT = "unknown"      # a reply with no intent (the word `stats` uses)
 
 
 def _zone(name: str | None) -> ZoneInfo:
@@ -28,8 +28,9 @@ def _zone(name: str | None) -> ZoneInfo:
 
 def first_replies(db: Database, sequence_id: int) -> list[tuple[str, str]]:
     """(time, intent) of the replies `stats` counts: each enrollment's first reply that is
-    attributed to an email step."""
-    return [(at, intent or UNCLASSIFIED) for at, intent in db.execute(
+    attributed to an email step. (Replies by intent are taken from `stats` itself when it
+    splits them, so the report shows its numbers.)"""
+    return [(at, intent or UNKNOWN_INTENT) for at, intent in db.execute(
         "SELECT e.at, json_extract(e.detail_json, '$.intent') FROM events e JOIN ("
         " SELECT MIN(id) AS id FROM events WHERE sequence_id = ? AND kind = 'reply'"
         " AND enrollment_id IS NOT NULL GROUP BY enrollment_id) f ON f.id = e.id "
@@ -80,12 +81,15 @@ def sequence_report(db: Database, name: str) -> dict[str, Any]:
     sent_times = [row[0] for row in db.execute(
         "SELECT e.at FROM events e JOIN steps s ON s.id = e.step_id AND s.step_type = 'email' "
         "WHERE e.sequence_id = ? AND e.kind = 'sent'", [sequence_id])]
-    intents = Counter(intent for _, intent in replies)
+    stats = analytics.sequence_stats(db, name)
+    by_intent = stats["totals"].get("replies_by_intent")
+    intents = Counter({intent: count for intent, count in by_intent.items() if count}
+                      if isinstance(by_intent, dict) else (intent for _, intent in replies))
     return {
         "name": name,
         "description": description,
         "timezone": zone.key,
-        "stats": analytics.sequence_stats(db, name),
+        "stats": stats,
         "intents": [{"intent": intent, "replies": count}
                     for intent, count in sorted(intents.items(), key=lambda i: (-i[1], i[0]))],
         "days": per_day(sent_times, [at for at, _ in replies], zone),
