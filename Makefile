@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_render.py
+	$(BIN)/python benchmarks/bench_spam.py
 
 docs: $(STAMP)
 	$(BIN)/python scripts/gen_docs.py > docs/commands.md
