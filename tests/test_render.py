@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tracemalloc
 import unicodedata
 from collections import Counter
 
@@ -11,7 +13,9 @@ from hypothesis import strategies as st
 
 from seqctl.engine.render import (
     BUILTIN_VARIABLES,
+    MAX_PART_BYTES,
     RenderError,
+    TemplateRefused,
     check_template,
     header_safe,
     merge_context,
@@ -245,3 +249,101 @@ def test_templates_that_could_stall_a_tick_are_refused(template, why):
 
 def test_a_single_small_loop_still_renders():
     assert render("{% for x in range(3) %}{{ x }}{% endfor %}", {}) == "012"
+
+
+# The templates that stalled a tick, and the other ways to make a huge result.
+LIMIT_BREAKERS = [
+    ('{{ "a"|center(80000000) }}', "widths are limited"),
+    ('{{ "%50000000s"|format("x") }}', "format widths"),
+    ('{{ "%50000000s" % "x" }}', "format widths"),
+    ('{{ "%*s" % (50000000, "x") }}', "format widths"),
+    ('{{ "%.50000000f" % 1 }}', "format widths"),
+    ('{{ "{:>50000000}".format("x") }}', "format widths"),
+    ('{{ "{:{w}}".format("x", w=50000000) }}', "format widths"),
+    ('{{ "a".ljust(80000000) }}', "widths are limited"),
+    ('{{ "a".zfill(80000000) }}', "widths are limited"),
+    ('{{ lipsum(n=2000) }}', "lipsum() is not allowed"),
+    ('{% for i in range(1000) %}{{ "a" * 100000 }}{% endfor %}', "over 256 KiB"),
+    ('{% for c in "a" * 5000 %}.{% endfor %}', "at most 1000 times"),
+    ('{{ ("a" * 1000)|replace("a", "b" * 1000) }}', "replace too large"),
+    ('{{ ("a" * 1000).replace("a", "b" * 1000) }}', "replace too large"),
+    ('{{ ("a" * 100000)|list|join("x" * 10) }}', "join too large"),
+    ('{{ ("x" * 10).join(("a" * 100000)|list) }}', "join too large"),
+    ('{{ ("w " * 50000)|wordwrap(1, wrapstring="x" * 100) }}', "wordwrap too large"),
+    ('{{ ("a\\n" * 1000)|indent("x" * 900) }}', "indent too large"),
+    ('{{ [[0] * 100000] * 1000 }}', "'*' too large"),
+    ('{{ [1]|batch(100000000, 0)|list }}', "linecount is limited"),
+    ('{{ [[1]]|sum(start=[]) }}', "sum adds numbers only"),
+    ('{{ [1, [2]]|tojson(indent=100000000) }}', "indent is limited"),
+    ('{{ (9 ** 100) ** 100 }}', "'**' too large"),
+    ('{% set x = "a" * 100000 %}{% set x = x ~ x %}{% set x = x ~ x %}{% set x = x ~ x %}',
+     "kept with set is too large"),
+    ('{% set ns = namespace(x="a") %}{% for i in range(40) %}{% set ns.x = ns.x ~ ns.x %}'
+     '{% endfor %}', "namespace() is not allowed"),
+    ('{% set x %}{% for i in range(1000) %}{{ "a" * 100000 }}{% endfor %}{% endset %}',
+     "loops inside set or filter blocks"),
+    ('{{ (1).to_bytes(100000000, "big") }}', "int.to_bytes() is not allowed"),
+    ('{{ "a\t".expandtabs(100000000) }}', "str.expandtabs() is not allowed"),
+    ('{{ "x".encode() }}', "str.encode() is not allowed"),
+    ("{{ ''.__class__ }}", "unsafe"),
+    ('{% set l = [1] %}{{ l.extend(l) }}', "unsafe"),
+]
+
+
+@pytest.mark.parametrize("template, why", LIMIT_BREAKERS, ids=lambda x: x[:40])
+def test_a_template_that_would_stall_or_bloat_a_tick_is_refused_before_the_work(template, why):
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateRefused, match=re.escape(why)):
+            render(template, {"first_name": "Jane"})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * MAX_PART_BYTES  # refused before the huge string, list or number exists
+
+
+@pytest.mark.parametrize("template, why", LIMIT_BREAKERS, ids=lambda x: x[:40])
+def test_validation_reports_every_refused_template(template, why):
+    problems = [p for p in check_template("Hi\n" + template, set()) if p.kind != "unknown_variable"]
+    assert len(problems) == 1 and why in problems[0].message
+    assert problems[0].line == 2
+
+
+def test_a_rendered_part_stops_at_256_kib_even_in_many_small_pieces():
+    exactly = "{% for i in range(1000) %}{{ 'é' * 131 }}{% endfor %}"   # 262,000 UTF-8 bytes
+    assert len(render(exactly, {}).encode()) == 262_000 <= MAX_PART_BYTES
+    with pytest.raises(TemplateRefused, match="over 256 KiB"):
+        render("{% for i in range(1000) %}{{ 'é' * 132 }}{% endfor %}", {})
+
+
+def test_a_contact_value_over_the_limit_is_refused_at_render_time():
+    with pytest.raises(TemplateRefused, match="over 256 KiB"):
+        render("{{ notes }}", {"notes": "x" * (MAX_PART_BYTES + 1)})
+
+
+def test_the_sandbox_check_renders_with_every_field_filled():
+    # Refused only when a field has a value: an empty sample would have hidden it.
+    template = "{% if deal_size %}{{ deal_size.__class__ }}{% endif %}"
+    assert render(template, {}) == ""
+    (problem,) = [p for p in check_template(template, {"deal_size"})]
+    assert problem.kind == "refused" and "unsafe" in problem.message
+
+
+def test_an_error_that_real_values_could_avoid_is_left_to_send_time():
+    assert check_template("{{ 100 // (seats|int) }}", {"seats"}) == []
+    with pytest.raises(RenderError, match="ZeroDivisionError"):
+        render("{{ 100 // (seats|int) }}", {"seats": "none"})
+
+
+def test_everyday_filters_and_methods_still_work():
+    template = (
+        '{{ first_name|default("there")|title }} {{ "%5.2f"|format(3.14159) }} '
+        '{{ items|map("upper")|join(", ") }} {{ "{:>4}|{}".format("x", company_name) }} '
+        '{{ company_name|center(12)|trim }} {{ notes|indent(2) }} {{ items|batch(1)|list|length }} '
+        '{{ company_name.lower().replace("i", "1") }} {{ [1, 2]|sum }} {{ "ab" * 3 }} '
+        '{% set greeting = "Hi " ~ first_name %}{{ greeting }} {% for x in items %}{{ x }}{% endfor %}'
+    )
+    context = {"first_name": "", "company_name": "Initech", "notes": "a\nb", "items": ["q", "r"]}
+    assert render(template, context) == (
+        "There  3.14 Q, R    x|Initech Initech a\n  b 2 1n1tech 3 ababab Hi  qr"
+    )
