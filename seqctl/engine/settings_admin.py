@@ -5,6 +5,7 @@ from __future__ import annotations
 from croniter import croniter
 from sqlite_utils import Database
 
+from seqctl.engine import links
 from seqctl.errors import SeqctlError
 from seqctl.settings import SETTINGS_DEFAULTS
 
@@ -31,9 +32,7 @@ def validate(key: str, value: str) -> str:
         if not croniter.is_valid(value):
             raise SeqctlError(f"{key} must be a cron expression such as '*/5 * * * *', not '{value}'")
     elif key == "tracking_base_url" and value:
-        if not value.startswith(("https://", "http://")):
-            raise SeqctlError(f"{key} must start with https:// (e.g. https://t.example.com)")
-        value = value.rstrip("/")
+        value = links.check_base_url(value)
     elif key == "unsubscribe_mailto" and value and "@" not in value:
         raise SeqctlError(f"{key} must be an email address, not '{value}'")
     return value
