@@ -338,3 +338,25 @@ def test_a_stored_delta_link_for_another_host_starts_a_fresh_round(home, graph, 
         mime("<in1@acme.test>", sender="ann@acme.test", to=ADDRESS)]
     assert result.cursor.startswith(graph.url)
     assert elsewhere.requests == []
+
+
+def test_under_seqctl_now_the_delta_filter_and_the_resync_window_use_seqctl_s_clock(
+        home, graph, monkeypatch):
+    # A simulation months before the machine's date: a reply of that simulated morning must
+    # be inside the resync window, and a new round starts at the simulated now.
+    monkeypatch.setenv("SEQCTL_NOW", "2026-03-02T12:00:00Z")
+    simulated = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    provider = make_provider(home)
+    cursor = provider.fetch_new(None).cursor
+    assert graph.requests_to(r"/delta$")[0].arg("$filter") == (
+        "receivedDateTime ge 2026-03-02T12:00:00Z")
+    reply = graph.deliver(mime("<reply@acme.test>", "Re: Quick question",
+                               sender="ann@acme.test", to=ADDRESS),
+                          received_at=simulated - timedelta(hours=2))
+    graph.deliver(mime("<too-old@acme.test>", sender="ann@acme.test", to=ADDRESS),
+                  received_at=simulated - timedelta(days=8))
+    graph.expire_delta()
+    result = provider.fetch_new(cursor)
+    assert [m.provider_id for m in result.messages] == [reply]
+    resync = graph.requests_to(r"/delta$")[-1]
+    assert resync.arg("$filter") == "receivedDateTime ge 2026-02-23T12:00:00Z"

@@ -14,12 +14,12 @@ import json
 import os
 import secrets
 import socket
-import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
+from seqctl import clock
 from seqctl.providers.base import (
     FetchResult,
     InboundMessage,
@@ -59,7 +59,7 @@ def unique_name() -> str:
     """A standard Maildir unique name: time, microseconds, pid, counter, random, host."""
     global _counter
     _counter += 1
-    now = time.time()
+    now = clock.now().timestamp()
     host = socket.gethostname().replace("/", r"\057").replace(":", r"\072") or "localhost"
     return (
         f"{int(now)}.M{int(now % 1 * 1_000_000)}P{os.getpid()}Q{_counter}"

@@ -19,6 +19,7 @@ from typing import Any
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
+from seqctl import clock
 from seqctl.files import write_private
 from seqctl.providers.base import ProviderError, TransientError, UndecidableError
 
@@ -115,7 +116,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     return max(0.0, (when - now).total_seconds())
 
 

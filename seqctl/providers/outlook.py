@@ -24,6 +24,7 @@ from urllib.parse import quote, urlencode, urlparse
 import msal
 import requests
 
+from seqctl import clock
 from seqctl.errors import SeqctlError
 from seqctl.files import write_private
 from seqctl.providers.base import (
@@ -394,7 +395,7 @@ class OutlookProvider:
     def fetch_new(self, cursor: str | None) -> FetchResult:
         if cursor is None:
             # A new round from now on: nothing old is fetched, only the deltaLink kept.
-            _, delta_link = self._delta_round(self._initial_delta_url(datetime.now(UTC)))
+            _, delta_link = self._delta_round(self._initial_delta_url(clock.now()))
             return FetchResult(messages=[], cursor=delta_link)
         if not is_graph_url(cursor):
             # Stored for another Graph host (the endpoint changed, or the value was tampered
@@ -409,7 +410,7 @@ class OutlookProvider:
     def _resync(self) -> FetchResult:
         """The deltaLink expired: start a new round over the last `resync_days` and return
         the newest `resync_limit` messages. The engine skips those it has already seen."""
-        since = datetime.now(UTC) - timedelta(days=self.resync_days)
+        since = clock.now() - timedelta(days=self.resync_days)
         items, delta_link = self._delta_round(self._initial_delta_url(since))
         items.sort(key=lambda item: item.get("receivedDateTime") or "", reverse=True)
         return FetchResult(
