@@ -295,6 +295,31 @@ def m_throughput_stats_index(db: Database) -> None:
     db.execute("DROP INDEX events_sequence")
 
 
+@migrations()
+def m_content_click_minutes(db: Database) -> None:
+    """One row per email, link and minute clicked: recording a click is one insert (a repeat
+    in the same minute is ignored) and reads only the clicks of the last seconds."""
+    db.executescript(
+        """
+        CREATE TABLE click_minutes (
+            outbox_id INTEGER NOT NULL,
+            url TEXT NOT NULL,                  -- the link, normalised
+            minute TEXT NOT NULL,               -- 2026-03-02T14:11Z
+            at TEXT NOT NULL,
+            event_id INTEGER,
+            scanner INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (outbox_id, url, minute)
+        ) WITHOUT ROWID;
+        CREATE INDEX click_minutes_at ON click_minutes(outbox_id, at);
+        INSERT OR IGNORE INTO click_minutes (outbox_id, url, minute, at, event_id, scanner)
+            SELECT outbox_id, COALESCE(json_extract(detail_json, '$.url'), ''),
+                   substr(at, 1, 16) || 'Z', at, id,
+                   COALESCE(json_extract(detail_json, '$.scanner'), 0)
+            FROM events WHERE kind = 'click' AND outbox_id IS NOT NULL ORDER BY id;
+        """
+    )
+
+
 def connect(path: Path | None = None) -> Database:
     """Open (creating if missing) the database, apply pending migrations, and return it."""
     path = path or config.db_path()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import re
 from datetime import timedelta
 
@@ -212,7 +213,67 @@ def test_click_only_redirects_to_links_of_that_email(home):
         forged = signed.link("https://t.acme.test", "c", message_id, url, key=key())
         result = tracking.record_click(db, token(forged, "c"), later, key=key())
         assert (result is not None) == allowed, url
-    assert db.execute("SELECT COUNT(*) FROM events WHERE kind = 'click'").fetchone()[0] == 3
+    # demo twice in the same minute (once written differently) is one click
+    assert db.execute("SELECT COUNT(*) FROM events WHERE kind = 'click'").fetchone()[0] == 2
+
+
+def _click_events(db) -> list[tuple[str, str]]:
+    return [(row[0], json.loads(row[1])["url"]) for row in db.execute(
+        "SELECT at, detail_json FROM events WHERE kind = 'click' ORDER BY id")]
+
+
+def test_clicks_are_one_per_email_link_and_minute(home):
+    db = setup_tracked(home, contacts=CONTACTS[:2])
+    ann, bob = (links(sent_raw(db, address, 1)) for address in CONTACTS[:2])
+    demo, pricing = "https://acme.test/demo", "https://acme.test/pricing?plan=pro"
+    minute = T0 + timedelta(hours=1)
+    for seconds in (0, 20, 59):            # one minute, one link, one email: one click
+        assert tracking.record_click(db, token(ann["clicks"][demo], "c"),
+                                     minute + timedelta(seconds=seconds), key=key()) == demo
+    tracking.record_click(db, token(ann["clicks"][pricing], "c"), minute, key=key())  # a link
+    tracking.record_click(db, token(bob["clicks"][demo], "c"), minute, key=key())     # an email
+    tracking.record_click(db, token(ann["clicks"][demo], "c"), minute + timedelta(minutes=1),
+                          key=key())
+    assert _click_events(db) == [
+        ("2026-03-02T15:00:00Z", demo), ("2026-03-02T15:00:00Z", pricing),
+        ("2026-03-02T15:00:00Z", demo), ("2026-03-02T15:01:00Z", demo)]
+
+
+def _vm_steps(db, action) -> int:
+    """SQLite virtual-machine steps `action` takes: a cost measure that no machine load
+    changes."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    db.conn.set_progress_handler(count, 1)
+    try:
+        action()
+    finally:
+        db.conn.set_progress_handler(None, 1)
+    return steps
+
+
+def test_recording_a_click_costs_the_same_however_many_came_before(home):
+    db = setup_tracked(home, contacts=CONTACTS[:1])
+    demo_link = token(links(sent_raw(db, CONTACTS[0], 1))["clicks"]["https://acme.test/demo"],
+                      "c")
+
+    def click_at(minutes: int) -> None:
+        tracking.record_click(db, demo_link, T0 + timedelta(hours=1, minutes=minutes), key=key())
+
+    for minutes in range(10):
+        click_at(minutes)
+    after_ten = _vm_steps(db, lambda: click_at(10))
+    for minutes in range(11, 2000):
+        click_at(minutes)
+    after_two_thousand = _vm_steps(db, lambda: click_at(2000))
+    assert len(_click_events(db)) == 2001
+    # reading every earlier click made this 200 times dearer; an index lookup grows by a level
+    assert after_two_thousand < after_ten * 1.5, (after_ten, after_two_thousand)
 
 
 # --- pure pieces ---------------------------------------------------------------------------

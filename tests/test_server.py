@@ -217,8 +217,9 @@ def test_a_click_seconds_after_sending_redirects_but_is_not_counted(sent, run):
     assert run("stats", "numbers", "--json").json["totals"]["clicks"] == 0
 
 
-def test_holds_200_concurrent_requests_without_errors_or_lost_events(sent):
+def test_holds_200_concurrent_requests_without_errors_or_lost_events(sent, monkeypatch):
     db, mail = sent
+    monkeypatch.setenv("SEQCTL_NOW", clock.iso(T0 + timedelta(hours=1)))   # all in one minute
     targets = [mail[ANN]["pixel"], mail[BOB]["pixel"]] * 80 + [
         mail[ANN]["clicks"]["https://acme.test/demo"],
         mail[BOB]["clicks"]["https://acme.test/pricing?plan=pro"]] * 20
@@ -242,7 +243,8 @@ def test_holds_200_concurrent_requests_without_errors_or_lost_events(sent):
     assert len(statuses) == 200
     assert statuses.count(200) == 160 and statuses.count(302) == 40
     assert _count(db, "SELECT COUNT(*) FROM events WHERE kind = 'open'") == 160
-    assert _count(db, "SELECT COUNT(*) FROM events WHERE kind = 'click'") == 40
+    # 20 clicks of one link of one email in one minute are one click
+    assert _count(db, "SELECT COUNT(*) FROM events WHERE kind = 'click'") == 2
 
 
 def test_serve_command_runs_uvicorn_on_the_given_port(home):

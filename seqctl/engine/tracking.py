@@ -8,12 +8,11 @@ redirect). Opens and clicks that look like a mail scanner's (see `analytics.is_e
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from seqctl.clock import from_iso
+from seqctl.clock import from_iso, iso
 from seqctl.db import transaction
 from seqctl.engine import analytics, events, outcomes
 from seqctl.engine.links import Token, email_links, is_unsubscribe_link, normalise_url
@@ -81,8 +80,11 @@ def click_target(db: Database, token: Token) -> str | None:
 def record_click(db: Database, token: Token, at: datetime, *, key: bytes) -> str | None:
     """A tracked link was followed: record a `click` event and return the URL to redirect to;
     None (nothing recorded) when the token names no email we sent or its URL is not a link of
-    that email. A click that completes a scanner burst flags the earlier clicks of the burst
-    too."""
+    that email. The same link of the same email followed again within the same minute is one
+    click. A click that completes a scanner burst flags the other clicks of the burst too.
+
+    The cost does not grow with the clicks that came before: only those within the burst
+    window around this one are read."""
     sent = find_email(db, token.message_id)
     if sent is None or token.url is None or not sent.raw:
         return None
@@ -92,29 +94,27 @@ def record_click(db: Database, token: Token, at: datetime, *, key: bytes) -> str
         return None
     tracked = {normalise_url(link) for link in links if not is_unsubscribe_link(link, key=key)}
     at = at.replace(microsecond=0)
+    minute_key = [sent.outbox_id, target, at.strftime("%Y-%m-%dT%H:%MZ")]
     with transaction(db):
-        earlier = db.execute(
-            "SELECT id, at, detail_json FROM events WHERE outbox_id = ? AND kind = 'click' "
-            "ORDER BY at, id",
-            [sent.outbox_id],
-        ).fetchall()
-        details = [json.loads(detail or "{}") for _, _, detail in earlier]
-        clicks = [
-            (from_iso(when), normalise_url(detail.get("url") or ""))
-            for (_, when, _), detail in zip(earlier, details, strict=True)
-        ]
-        clicks.append((at, target))
+        inserted = db.execute(
+            "INSERT OR IGNORE INTO click_minutes (outbox_id, url, minute, at) VALUES (?, ?, ?, ?)",
+            [*minute_key, iso(at)]).rowcount
+        if not inserted:
+            return token.url
+        window = timedelta(seconds=analytics.BURST_SECONDS)
+        nearby = db.execute(
+            "SELECT at, url, event_id, scanner FROM click_minutes WHERE outbox_id = ? "
+            "AND at BETWEEN ? AND ? AND event_id IS NOT NULL ORDER BY at",
+            [sent.outbox_id, iso(at - window), iso(at + window)]).fetchall()
+        clicks = [(from_iso(when), url) for when, url, _, _ in nearby] + [(at, target)]
         flagged = analytics.scanner_clicks(sent.sent_at, clicks, len(tracked))
-        for index, ((event_id, _, _), detail) in enumerate(zip(earlier, details, strict=True)):
-            if index in flagged and not detail.get("scanner"):
-                db.execute(
-                    "UPDATE events SET detail_json = ? WHERE id = ?",
-                    [json.dumps({**detail, "scanner": True}), event_id],
-                )
-        detail = {"url": token.url}
-        if len(clicks) - 1 in flagged:
-            detail["scanner"] = True
-        events.record(
+        for index, (_, _, event_id, was_flagged) in enumerate(nearby):
+            if index in flagged and not was_flagged:
+                db.execute("UPDATE events SET detail_json = json_set(detail_json, '$.scanner', "
+                           "json('true')) WHERE id = ?", [event_id])
+                db.execute("UPDATE click_minutes SET scanner = 1 WHERE event_id = ?", [event_id])
+        scanner = len(clicks) - 1 in flagged
+        event_id = events.record(
             db,
             "click",
             at,
@@ -122,8 +122,11 @@ def record_click(db: Database, token: Token, at: datetime, *, key: bytes) -> str
             contact_id=sent.contact_id,
             outbox_id=sent.outbox_id,
             step_id=sent.step_id,
-            detail=detail,
+            detail={"url": token.url, **({"scanner": True} if scanner else {})},
         )
+        db.execute("UPDATE click_minutes SET event_id = ?, scanner = ? "
+                   "WHERE outbox_id = ? AND url = ? AND minute = ?",
+                   [event_id, int(scanner), *minute_key])
     return token.url
 
 
