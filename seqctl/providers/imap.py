@@ -7,7 +7,6 @@ from __future__ import annotations
 import imaplib
 import re
 import ssl
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from datetime import datetime
 from email.parser import BytesHeaderParser
 from typing import Any
 
+from seqctl import clock
 from seqctl.providers.base import (
     AuthRevokedError,
     FetchResult,
@@ -197,7 +197,7 @@ class ImapMailbox(MailAccount):
                 assert folder is not None
                 status, data = imap.append(
                     _imap_quote(folder), f"(\\Seen {PENDING_KEYWORD})",
-                    imaplib.Time2Internaldate(time.time()), raw,
+                    imaplib.Time2Internaldate(clock.now()), raw,
                 )
                 if status != "OK":
                     detail = b" ".join(d for d in data if isinstance(d, bytes))
