@@ -17,6 +17,7 @@ from pathlib import Path
 
 from seqctl import config
 from seqctl.errors import SeqctlError
+from seqctl.files import create_private_empty
 
 
 @contextmanager
@@ -368,13 +369,18 @@ def reset() -> None:
 
 
 def backup(db: Database, target: Path) -> None:
-    """Copy the database to `target` (a new file) as a consistent snapshot (VACUUM INTO),
-    while other connections keep working."""
-    if target.exists():
-        raise SeqctlError(f"{target} exists: choose a new file name")
+    """A consistent copy of the database at `target` (VACUUM INTO, safe during a tick), mode
+    0600 like the database itself. `target` must not exist; nothing is left on failure."""
+    try:
+        create_private_empty(target)    # VACUUM INTO fills an empty file and keeps its mode
+    except FileExistsError:
+        raise SeqctlError(f"{target} exists: choose a new file name") from None
+    except OSError as exc:
+        raise SeqctlError(f"cannot write the backup to {target}: {exc.strerror or exc}") from None
     try:
         db.execute("VACUUM INTO ?", [str(target)])
     except sqlite3.Error as exc:
+        target.unlink(missing_ok=True)
         raise SeqctlError(f"cannot write the backup to {target}: {exc}") from None
 
 

@@ -1,11 +1,15 @@
-"""Private files (tokens, the install secret): mode 0600, written atomically."""
+"""Private files (tokens, the install secret, backups, exports): mode 0600, written
+atomically."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from seqctl.errors import SeqctlError
 
@@ -30,6 +34,32 @@ def write_private(path: Path, data: bytes | str, mode: int = 0o600) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+@contextmanager
+def private_text_file(path: Path) -> Iterator[TextIO]:
+    """Write a text file (UTF-8, newline untranslated) with mode 0600: the lines go to a
+    private temp file beside `path`, renamed into place only when the block ends without an
+    error, so nothing half-written is ever left at `path`. An existing file is replaced."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def create_private_empty(path: Path) -> None:
+    """Create `path` empty with mode 0600; FileExistsError when it exists."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 _secrets: dict[Path, bytes] = {}     # read once per process: the secret never changes

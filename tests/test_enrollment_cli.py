@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import textwrap
 
 SEQUENCE = """
@@ -98,3 +99,15 @@ def test_path_and_backup(run, home, tmp_path):
     assert run("--db", copy, "enrollments", "--json").json[0]["email"] == "ann@a.test"
     again = run("backup", copy)
     assert again.code == 1 and "exists" in again.err
+
+
+def test_a_backup_is_private_and_nothing_is_left_when_it_fails(run, home, tmp_path):
+    setup(run, home)
+    copy = tmp_path / "backup.db"
+    assert run("backup", copy).code == 0      # the test process's umask would give 0644
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    assert not list(tmp_path.glob("backup.db-*"))
+    missing = tmp_path / "no-such-folder" / "b.db"
+    failed = run("backup", missing)
+    assert failed.code == 1 and failed.err.count("\n") == 1 and "Traceback" not in failed.err
+    assert not missing.parent.exists()

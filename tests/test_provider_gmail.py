@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import socket
@@ -33,7 +34,7 @@ from seqctl.providers.gmail import (
     connect_gmail,
     import_gmail_credentials,
 )
-from seqctl.providers.oauth import parse_retry_after, redact
+from seqctl.providers.oauth import parse_retry_after, redact, token_file_name, token_path
 
 ADDRESS = "rep@example.com"
 
@@ -382,6 +383,51 @@ def test_redact_masks_tokens_secrets_and_passwords():
     assert "grant_type=refresh_token" in text and "Bearer ***" in text
     assert redact("invalid_grant: Token has been expired or revoked.") == (
         "invalid_grant: Token has been expired or revoked.")
+
+
+def test_redact_masks_token_fields_authorization_codes_and_xoauth2_strings():
+    xoauth2 = base64.b64encode(b"user=rep@acme.test\x01auth=Bearer ya29.SECRET1\x01\x01").decode()
+    text = redact(
+        f'authorized user {{"token": "ya29.SECRET2", "expiry": "2026-03-02"}} '
+        f"AUTH XOAUTH2 {xoauth2} then 535 5.7.8 for {xoauth2} "
+        "GET /?state=xyz&code=4/0AX4XfWhSECRET3&scope=gmail.send "
+        '{"code": "M.C105_BAY.2.SECRET4-abcdef"} token=SECRET5 '
+        "{'device_code': 'SECRET6'}"
+    )
+    assert "SECRET" not in text and "dXNlcj" not in text
+    assert "state=xyz" in text and "scope=gmail.send" in text and '"expiry": "2026-03-02"' in text
+    # error codes are not secrets: they stay readable
+    graph = '{"error": {"code": "ErrorExceededMessageLimit", "message": "limit"}}'
+    assert redact(graph) == graph
+    assert redact("HTTP status code=500") == "HTTP status code=500"
+
+
+@pytest.mark.parametrize("address, name", [
+    ("Rep@Acme.test", "gmail-rep@acme.test.json"),            # ordinary names stay readable
+    ("first.last+tag@acme.test", "gmail-first.last+tag@acme.test.json"),
+    ("../../etc/passwd@x.test", "gmail-..%2F..%2Fetc%2Fpasswd@x.test.json"),
+    ("a\\b@x.test", "gmail-a%5Cb@x.test.json"),
+    ("o'brien@x.test", "gmail-o%27brien@x.test.json"),
+    ("a%2Fb@x.test", "gmail-a%252fb@x.test.json"),            # no two addresses share a name
+    ("nul\x00@x.test", "gmail-nul%00@x.test.json"),
+])
+def test_token_file_names_come_from_a_safe_encoding_of_the_address(tmp_path, address, name):
+    assert token_file_name("gmail", address) == name
+    path = token_path(tmp_path, "gmail", address)
+    assert path.parent == tmp_path / "tokens" and path.name == name
+
+
+def test_a_very_long_address_still_gets_a_short_unique_token_file_name():
+    first, second = (token_file_name("gmail", "x" * 300 + f"{n}@acme.test") for n in (1, 2))
+    assert first != second and len(first.encode()) < 255 and len(second.encode()) < 255
+
+
+def test_a_token_saved_under_the_old_raw_name_is_moved_to_the_encoded_one(tmp_path):
+    (tmp_path / "tokens").mkdir()
+    (tmp_path / "tokens" / "gmail-o'brien@x.test.json").write_text("{}")
+    path = token_path(tmp_path, "gmail", "o'brien@x.test")
+    assert path.name == "gmail-o%27brien@x.test.json" and path.read_text() == "{}"
+    assert not (tmp_path / "tokens" / "gmail-o'brien@x.test.json").exists()
 
 
 def test_connect_gmail_runs_the_local_redirect_flow(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import stat
 from datetime import timedelta
 
 import pytest
@@ -129,6 +130,52 @@ def test_export_enrollments_csv_to_a_file(two_sequences, run, tmp_path):
     statuses = sorted(r["status"] for r in rows)
     assert statuses.count("exited") == 2 and statuses.count("active") == 38
     assert {r["exit_reason"] for r in rows if r["status"] == "exited"} == {"reply_received"}
+
+
+def test_export_to_a_file_is_private_even_over_an_existing_file(two_sequences, run, tmp_path):
+    target = tmp_path / "events.csv"
+    target.write_text("old\n")
+    target.chmod(0o644)
+    assert run("export", "events", "--csv", "-o", target).code == 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert target.read_text().startswith("id,at,kind,")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no temp file left
+
+
+def test_a_failed_export_leaves_the_old_file_untouched(home, run, tmp_path):
+    target = tmp_path / "events.csv"
+    target.write_text("old\n")
+    assert run("export", "events", "--csv", "--sequence", "nope", "-o", target).code == 1
+    assert target.read_text() == "old\n"
+
+
+def test_spreadsheet_formulas_in_exported_cells_are_neutralised(home, run, tmp_path):
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(
+        "email,first_name,last_name,company_name\n"
+        'evil@x.test,"=HYPERLINK(""https://evil.test"",""x"")",@SUM(A1),+1 555 0100\n'
+        "plain@x.test,-2+3,Tab,Acme\n")
+    setup_account(home)
+    (tmp_path / "s.yaml").write_text(SIMPLE.format(name="alpha"))
+    assert run("sequence", "apply", tmp_path / "s.yaml").code == 0
+    assert run("enroll", "alpha", "--csv", contacts).code == 0
+    out = run("export", "enrollments", "--csv").out
+    rows = {r["email"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert rows["evil@x.test"]["first_name"] == "'=HYPERLINK(\"https://evil.test\",\"x\")"
+    assert rows["evil@x.test"]["last_name"] == "'@SUM(A1)"
+    assert rows["evil@x.test"]["company_name"] == "'+1 555 0100"
+    assert rows["plain@x.test"]["first_name"] == "'-2+3"
+    assert rows["plain@x.test"]["company_name"] == "Acme"
+    assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows.values()
+               for cell in row.values())
+
+
+@pytest.mark.parametrize("value, safe", [
+    ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@x", "'@x"), ("\t=1", "'\t=1"),
+    ("\r=1", "'\r=1"), ("Acme", "Acme"), ("a=b", "a=b"), (-1, -1), (None, None), ("", ""),
+])
+def test_spreadsheet_safe(value, safe):
+    assert analytics.spreadsheet_safe(value) == safe
 
 
 def test_export_of_an_unknown_sequence_is_an_error_before_any_output(home, run):

@@ -14,6 +14,7 @@ from seqctl import output
 from seqctl.commands._common import db, group
 from seqctl.engine import analytics
 from seqctl.errors import SeqctlError
+from seqctl.files import private_text_file
 
 app = group("Export events or enrollments as CSV (a header row, one row per item).")
 
@@ -31,7 +32,7 @@ def _write(columns: list[str], rows: Iterable[list[Any]], target: Path | None) -
         return
     count = 0
     try:
-        with target.open("w", newline="", encoding="utf-8") as handle:
+        with private_text_file(target) as handle:      # 0600: contacts' data
             writer = csv.writer(handle)
             writer.writerow(columns)
             for row in rows:

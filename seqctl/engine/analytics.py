@@ -281,8 +281,21 @@ ENROLLMENT_COLUMNS = ["id", "sequence", "email", "first_name", "last_name", "com
                       "exited_at", "inbox", "failure_message"]
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text: a string starting with = + - @ (or a tab
+    or carriage return) would run as a formula (CSV injection), so it gets a leading `'`.
+    Numbers are left alone."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def export_events(db: Database, sequence: str | None = None) -> Iterator[list[Any]]:
-    """Every event (of one sequence), oldest first, as rows of EVENT_COLUMNS."""
+    """Every event (of one sequence), oldest first, as rows of EVENT_COLUMNS (cells made
+    spreadsheet-safe)."""
     sql = ("SELECT e.id, e.at, e.kind, s.name, st.position, e.variant, c.email, "
            "e.enrollment_id, e.outbox_id, o.message_id, e.detail_json FROM events e "
            "LEFT JOIN sequences s ON s.id = e.sequence_id LEFT JOIN steps st ON st.id = e.step_id "
@@ -292,11 +305,12 @@ def export_events(db: Database, sequence: str | None = None) -> Iterator[list[An
         sql += " WHERE e.sequence_id = ?"
         params.append(find_sequence(db, sequence))
     for row in db.execute(sql + " ORDER BY e.at, e.id", params):
-        yield list(row)
+        yield [spreadsheet_safe(cell) for cell in row]
 
 
 def export_enrollments(db: Database, sequence: str | None = None) -> Iterator[list[Any]]:
-    """Every enrollment (of one sequence) as rows of ENROLLMENT_COLUMNS."""
+    """Every enrollment (of one sequence) as rows of ENROLLMENT_COLUMNS (cells made
+    spreadsheet-safe)."""
     sql = ("SELECT e.id, s.name, c.email, c.first_name, c.last_name, c.company_name, e.status, "
            "e.exit_reason, e.variant, st.position, e.enrolled_at, e.next_run_at, e.exited_at, "
            "i.address, e.failure_message FROM enrollments e "
@@ -308,7 +322,7 @@ def export_enrollments(db: Database, sequence: str | None = None) -> Iterator[li
         sql += " WHERE e.sequence_id = ?"
         params.append(find_sequence(db, sequence))
     for row in db.execute(sql + " ORDER BY e.id", params):
-        yield list(row)
+        yield [spreadsheet_safe(cell) for cell in row]
 
 
 def tracked(db: Database, name: str) -> tuple[bool, bool]:

@@ -6,15 +6,18 @@ provider applies to error text built from a response body or a library exception
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import time
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
@@ -38,24 +41,36 @@ TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 UNSAFE_RETRYABLE_STATUSES = frozenset({408, 429, 503})
 NOT_IMPLEMENTED = 501
 
-_SECRET_NAMES = r"(?:access_token|refresh_token|id_token|client_secret|password|passwd)"
+_SECRET_NAMES = (r"(?:\w*token|client_secret|password|passwd|device_code|auth_code"
+                 r"|authorization_code|code_verifier|assertion)")
 _REDACTIONS = (
     # Authorization header values, also inside XOAUTH2 strings ("auth=Bearer ...").
     (re.compile(r"""(?i)\b(Bearer)(\s+)[^\s'",]+"""), r"\1\2***"),
     (re.compile(r"(?i)\b(Basic)(\s+)[A-Za-z0-9+/=]{8,}"), r"\1\2***"),
-    # JSON / Python-repr pairs: "access_token": "...", 'password': '...'
+    # A SASL XOAUTH2 string, base64 ("user=...\x01auth=Bearer ..." encodes to "dXNlcj..."),
+    # whether after the mechanism name or on its own.
+    (re.compile(r"(?i)\b(XOAUTH2)(\s+)[A-Za-z0-9+/=]{8,}"), r"\1\2***"),
+    (re.compile(r"\bdXNlcj[A-Za-z0-9+/=]{8,}"), "***"),
+    # JSON / Python-repr pairs: "access_token": "...", 'password': '...', "token": "..."
     (re.compile(rf"""(?i)(["']{_SECRET_NAMES}["']\s*:\s*)(["'])(?:\\.|(?!\2).)*\2"""),
      r"\1\2***\2"),
     # form / query / key=value pairs: access_token=...&, password: ...
     (re.compile(rf"""(?i)(\b{_SECRET_NAMES}\b["']?\s*[=:]\s*)(?!["'])[^\s&,;"'}}]+"""),
      r"\1***"),
+    # an authorization code in a query or form (?code=4/0AX...&state=); "code=500" stays
+    (re.compile(r"""(?i)(\bcode=)[^\s&,;"'}]{8,}"""), r"\1***"),
+    # An OAuth authorization code as a JSON value ("code": "4/0AX4Xf..."): long and not
+    # a plain word, unlike Graph's error codes ("code": "ErrorExceededMessageLimit").
+    (re.compile(r"""(?i)(["']code["']\s*:\s*)(["'])(?=[^"']*[^A-Za-z"'])[^"']{20,}\2"""),
+     r"\1\2***\2"),
 )
 
 
 def redact(text: object) -> str:
     """`text` (an exception, a response body...) with credentials masked: Bearer/Basic
-    header values and the values of access_token, refresh_token, id_token, client_secret
-    and password fields in JSON, form, query and key=value notation."""
+    header values, XOAUTH2 strings, the values of token, access_token, refresh_token,
+    id_token, client_secret, password and device_code fields, and OAuth authorization codes,
+    in JSON, form, query and key=value notation. Error codes such as Graph's stay readable."""
     result = str(text)
     for pattern, replacement in _REDACTIONS:
         result = pattern.sub(replacement, result)
@@ -91,9 +106,27 @@ def ms_authority(tenant: str | None) -> str:
     return f"{ms_authority_host()}/{tenant or 'common'}"
 
 
+def token_file_name(kind: str, address: str) -> str:
+    """`<kind>-<address>.json` with the address percent-encoded: letters, digits and
+    `@ . _ + -` stay (an ordinary address keeps its readable name), everything else,
+    `/` `\\` `%` and control characters included, becomes %XX. Distinct addresses give
+    distinct names, and no name can leave the tokens folder."""
+    name = quote(address.strip().lower(), safe="@+")
+    if len(name) > 200:        # file names stop at 255 bytes; keep such a name unique
+        name = name[:136] + "." + hashlib.sha256(name.encode()).hexdigest()
+    return f"{kind}-{name}.json"
+
+
 def token_path(home: Path, kind: str, address: str) -> Path:
-    """`$SEQCTL_HOME/tokens/<kind>-<address>.json`."""
-    return Path(home) / "tokens" / f"{kind}-{address.lower()}.json"
+    """`$SEQCTL_HOME/tokens/<kind>-<address>.json`, the address safely encoded. A token
+    saved under the older raw name (an address with a quote or similar) is moved to it."""
+    folder = Path(home) / "tokens"
+    path = folder / token_file_name(kind, address)
+    legacy = f"{kind}-{address.lower()}.json"
+    if legacy != path.name and "/" not in legacy and "\0" not in legacy and not path.exists():
+        with suppress(OSError):
+            (folder / legacy).rename(path)
+    return path
 
 
 def save_json_private(path: Path, data: dict[str, Any]) -> None:
