@@ -321,6 +321,12 @@ def m_content_click_minutes(db: Database) -> None:
     )
 
 
+@migrations()
+def m_content_require_fields(db: Database) -> None:
+    """Sequence key `require_fields`: "" (none), "all", or comma-separated field names."""
+    db.execute("ALTER TABLE sequences ADD COLUMN require_fields TEXT NOT NULL DEFAULT ''")
+
+
 def connect(path: Path | None = None) -> Database:
     """Open (creating if missing) the database, apply pending migrations, and return it."""
     path = path or config.db_path()

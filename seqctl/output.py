@@ -111,3 +111,19 @@ def show_engine_notices() -> None:
         logger.addHandler(_Notices())
         logger.setLevel(logging.INFO)
         logger.propagate = False
+
+
+def missing_field_lines(email: str, missing: list[str], held: list[str] = ()) -> list[str]:
+    """Warnings about merge fields a contact lacks: printed empty, or holding the email back
+    (`require_fields`)."""
+    lines = []
+    printed = [name for name in missing if name not in held]
+    if printed:
+        names = ", ".join(printed)
+        lines.append(f"{email}: no {names}: the email prints nothing there "
+                     f"(`seqctl contacts set {email} {printed[0]} VALUE`, or "
+                     f"{{{{ {printed[0]} | default(\"...\") }}}} in the template)")
+    if held:
+        lines.append(f"{email}: no {', '.join(held)}: require_fields holds this email back "
+                     f"until it is set (`seqctl contacts set {email} {held[0]} VALUE`)")
+    return lines

@@ -12,6 +12,8 @@ from seqctl.commands._common import JsonOpt, db, input_file
 from seqctl.engine import enroll as engine
 from seqctl.errors import SeqctlError
 
+MISSING_SHOWN = 20     # per-contact missing-field warnings before a summary line
+
 
 def register(root: typer.Typer) -> None:
     root.command("enroll")(enroll)
@@ -57,6 +59,13 @@ def enroll(
         for result in summary["results"]:
             if result["status"] == "failed":
                 output.warn(f"{result['email']}: {result['message']}")
+        lacking = [r for r in summary["results"] if r.get("missing_fields")]
+        for result in lacking[:MISSING_SHOWN]:
+            for text in output.missing_field_lines(result["email"], result["missing_fields"]):
+                output.warn(text)
+        if len(lacking) > MISSING_SHOWN:
+            output.warn(f"... and {len(lacking) - MISSING_SHOWN} more contacts lack fields "
+                        "their emails use (see --json: results[].missing_fields)")
         output.line(f"enrolled {summary['enrolled']}, skipped {summary['skipped_duplicates']} "
                     f"duplicates, failed {summary['failed']}")
     if summary["failed"] or bad_rows:

@@ -29,6 +29,7 @@ def preview(
     what the inbox receives (with --json: its parts and headers). The spam-risk score goes to
     stderr."""
     from seqctl.engine import previews, spam
+    from seqctl.output import missing_field_lines
 
     if variant is not None and variant.lower() not in ("a", "b"):
         raise typer.BadParameter("a or b", param_hint="--variant")
@@ -40,9 +41,12 @@ def preview(
         output.emit_json({
             "subject": built.subject, "text": built.text, "html": built.html, "to": built.to,
             "cc": built.cc, "bcc": built.bcc, "headers": built.headers,
-            "spam": report.to_json(),
+            "spam": report.to_json(), "missing_fields": composed.missing_fields,
+            "held_fields": composed.held_fields,
         })
         return
+    for line in missing_field_lines(contact, composed.missing_fields, composed.held_fields):
+        output.warn(line)
     sys.stdout.buffer.write(built.raw)
     sys.stdout.buffer.flush()
     output.info(f"spam-risk score {report.score} ({report.band})"

@@ -13,13 +13,14 @@ import hmac
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from seqctl import settings
 from seqctl.engine import contacts, links, render
 from seqctl.engine.message import BuiltMessage, OutgoingEmail, Tracking, Unsubscribe, build_message
+from seqctl.engine.sequence_spec import REQUIRE_ALL, required_fields
 from seqctl.errors import SeqctlError
 
 if TYPE_CHECKING:
@@ -31,6 +32,54 @@ class Composed:
     built: BuiltMessage
     thread_id: str | None  # provider thread id to reply in, when replying
     is_reply: bool
+    # merge variables this email prints without a default that the contact lacks
+    missing_fields: list[str] = field(default_factory=list)
+    # fields the sequence's require_fields needs that are empty (preview only: a send fails)
+    held_fields: list[str] = field(default_factory=list)
+
+
+@functools.lru_cache(maxsize=2048)
+def _fields_without_default(template: str) -> frozenset[str]:
+    try:
+        return frozenset(render.variables_without_default(template))
+    except ValueError:      # a syntax error shows when it is rendered
+        return frozenset()
+
+
+def _templates_of(db: Database, step: dict[str, Any], variant: str,
+                  owner_id: int | None) -> list[str]:
+    subject, body = _step_content(db, step, variant, owner_id)
+    return [subject or "", body, *json.loads(step.get("cc_json") or "[]"),
+            *json.loads(step.get("bcc_json") or "[]")]
+
+
+def fields_without_default(db: Database, steps: list[dict[str, Any]], variant: str,
+                           owner_id: int | None = None) -> frozenset[str]:
+    """The merge variables the email steps print (for `variant`) without a default."""
+    names: set[str] = set()
+    for step in steps:
+        if step["step_type"] == "email":
+            for template in _templates_of(db, step, variant, owner_id):
+                names |= _fields_without_default(template)
+    return frozenset(names)
+
+
+def required_missing(require: str, used: frozenset[str] | set[str],
+                     context: dict[str, str]) -> list[str]:
+    """The fields a sequence's `require_fields` ("" / "all" / "a,b") needs that are empty
+    for this contact; "all" means every field the email prints without a default."""
+    wanted = used if require == REQUIRE_ALL else required_fields(require)
+    return render.blank_fields(context, wanted)
+
+
+def missing_field_message(fields: list[str], email: str, sequence: str) -> str:
+    """Why an email is held back by `require_fields`, and how to fix it."""
+    names = " and ".join(fields)
+    verb = "is" if len(fields) == 1 else "are"
+    sets = "; ".join(f"`seqctl contacts set {email} {name} VALUE`" for name in fields)
+    return (f"{names} {verb} empty for {email}, and sequence '{sequence}' requires "
+            f"{'it' if len(fields) == 1 else 'them'} (require_fields): set {sets}, "
+            f"then `seqctl resume {sequence} {email}`")
 
 
 def message_id_for(
@@ -155,17 +204,20 @@ def compose(
 ) -> Composed:
     """Render the email `step` for `enrollment_id` as it would be sent at `date`, with the
     Message-ID stored when it was queued (`message_id`; computed when previewing). `predict`
-    (preview): earlier emails not sent yet are taken as sent, for the thread. `key` (the install
-    secret) signs the Message-ID and the tracking links."""
+    (preview): earlier emails not sent yet are taken as sent, for the thread, and a field
+    that `require_fields` needs is only reported in `held_fields`; when sending, it is a
+    SeqctlError that says how to fix it. `key` (the install secret) signs the Message-ID and
+    the tracking links."""
     enr = db.execute(
         "SELECT e.id, e.sequence_id, e.contact_id, e.inbox_id, e.variant, "
-        "s.track_opens, s.track_clicks FROM enrollments e JOIN sequences s ON s.id = e.sequence_id "
-        "WHERE e.id = ?",
+        "s.track_opens, s.track_clicks, s.require_fields, s.name FROM enrollments e "
+        "JOIN sequences s ON s.id = e.sequence_id WHERE e.id = ?",
         [enrollment_id],
     ).fetchone()
     if enr is None:
         raise SeqctlError(f"enrollment {enrollment_id} not found")
-    _, sequence_id, contact_id, inbox_id, stored_variant, track_opens, track_clicks = enr
+    (_, sequence_id, contact_id, inbox_id, stored_variant, track_opens, track_clicks,
+     require, sequence_name) = enr
     variant = (variant or stored_variant or "A").upper()
     contact = contacts.contact_by_id(db, contact_id)
     inbox = db.execute(
@@ -182,6 +234,11 @@ def compose(
     owner = {"email": owner_email, "first_name": owner_first, "last_name": owner_last}
     context = _context(db, contact, owner)
 
+    used = frozenset().union(*(_fields_without_default(t)
+                               for t in _templates_of(db, step, variant, owner_id)))
+    held = required_missing(require, used, context)
+    if held and not predict:
+        raise SeqctlError(missing_field_message(held, contact["email"], sequence_name))
     subject_t, body_t = _step_content(db, step, variant, owner_id)
     body = render.render(body_t, context)
     in_reply_to = None
@@ -225,7 +282,9 @@ def compose(
         unsubscribe=unsubscribe,
         tracking=track,
     )
-    return Composed(built=build_message(outgoing), thread_id=thread_id, is_reply=is_reply)
+    return Composed(built=build_message(outgoing), thread_id=thread_id, is_reply=is_reply,
+                    missing_fields=render.blank_fields(context, used | set(held)),
+                    held_fields=held)
 
 
 def _thread(db, enrollment_id, sequence_id, position, variant, owner_id, context, *,

@@ -76,9 +76,8 @@ def enroll(
         try:
             email = accounts.normalise_email(raw)
         except SeqctlError as exc:
-            results.append(
-                {"email": raw, "status": "failed", "enrollment_id": None, "message": str(exc)}
-            )
+            results.append({"email": raw, "status": "failed", "enrollment_id": None,
+                            "message": str(exc), "missing_fields": []})
             continue
         if email in seen:
             results.append(
@@ -87,6 +86,7 @@ def enroll(
                     "status": "skipped_duplicate",
                     "enrollment_id": None,
                     "message": "listed twice",
+                    "missing_fields": [],
                 }
             )
             continue
@@ -99,6 +99,7 @@ def enroll(
 
     inbox_of_owner: dict[str | None, int | None] = {}
     first_due: dict[Any, str] = {}      # step 1's due time, by send window
+    unset = _MissingFields(db, steps.steps)
     now_iso = iso(now)
     with transaction(db):
         contacts = _contacts(db, wanted, now)
@@ -118,6 +119,7 @@ def enroll(
                         "status": "skipped_duplicate",
                         "enrollment_id": previous[0],
                         "message": f"already enrolled ({previous[1]})",
+                        "missing_fields": [],
                     }
                 )
                 continue
@@ -129,6 +131,7 @@ def enroll(
                         "enrollment_id": None,
                         "message": f"already in {cap} active sequences "
                         "(max_active_sequences_per_contact)",
+                        "missing_fields": [],
                     }
                 )
                 continue
@@ -171,6 +174,7 @@ def enroll(
                     "status": "failed" if failure else "enrolled",
                     "enrollment_id": enrollment_id,
                     "message": failure or "",
+                    "missing_fields": unset.of(contact, inbox_id, variant_for(enrollment_id)),
                 }
             )
         db.conn.executemany(
@@ -187,6 +191,47 @@ def enroll(
     }
 
 
+# render.BUILTIN_VARIABLES, without loading render (and Jinja2) on every tick
+_BUILTIN_COLUMNS = frozenset({"first_name", "last_name", "company_name", "email",
+                              "owner_first_name", "owner_email"})
+
+
+class _MissingFields:
+    """Per contact, the merge variables the sequence's emails print without a default and
+    that the contact lacks (SPEC 8: `enroll` warns about them)."""
+
+    def __init__(self, db: Database, steps: list[dict[str, Any]]):
+        from seqctl.engine import compose  # loads render and Jinja2: only when enrolling
+
+        self.db = db
+        self.used = {variant: compose.fields_without_default(db, steps, variant)
+                     for variant in ("A", "B")}
+        self.owners: dict[int | None, dict[str, str]] = {}
+
+    def of(self, contact: dict[str, Any], inbox_id: int | None, variant: str) -> list[str]:
+        used = self.used[variant]
+        if not used:
+            return []
+        values = self._owner(inbox_id) | {
+            "first_name": contact["first_name"], "last_name": contact["last_name"],
+            "company_name": contact["company_name"], "email": contact["email"]}
+        if contact["owner_email"]:
+            values["owner_email"] = contact["owner_email"]
+        if any(name not in _BUILTIN_COLUMNS for name in used):
+            custom = json.loads(contact["custom_fields_json"] or "{}")
+            values = {**{k: "" if v is None else str(v) for k, v in custom.items()}, **values}
+        return sorted(name for name in used if not str(values.get(name) or "").strip())
+
+    def _owner(self, inbox_id: int | None) -> dict[str, str]:
+        if inbox_id not in self.owners:
+            row = self.db.execute(
+                "SELECT u.first_name, u.email FROM inboxes i JOIN users u ON u.id = i.user_id "
+                "WHERE i.id = ?", [inbox_id]).fetchone()
+            self.owners[inbox_id] = ({"owner_first_name": row[0] or "", "owner_email": row[1]}
+                                     if row else {})
+        return self.owners[inbox_id]
+
+
 def _contacts(db: Database, emails: list[str], now: datetime) -> dict[str, dict[str, Any]]:
     """Contacts by email, creating bare ones for unknown addresses."""
     found: dict[str, dict[str, Any]] = {}
@@ -194,9 +239,12 @@ def _contacts(db: Database, emails: list[str], now: datetime) -> dict[str, dict[
         chunk = emails[start : start + CHUNK]
         marks = ",".join("?" * len(chunk))
         for row in db.execute(
-            f"SELECT id, email, owner_email, timezone FROM contacts WHERE email IN ({marks})", chunk
+            "SELECT id, email, owner_email, timezone, first_name, last_name, company_name, "
+            f"custom_fields_json FROM contacts WHERE email IN ({marks})", chunk
         ).fetchall():
-            found[row[1]] = {"id": row[0], "owner_email": row[2], "timezone": row[3]}
+            found[row[1]] = {"id": row[0], "email": row[1], "owner_email": row[2],
+                             "timezone": row[3], "first_name": row[4], "last_name": row[5],
+                             "company_name": row[6], "custom_fields_json": row[7]}
     missing = [e for e in emails if e not in found]
     if missing:
         db.conn.executemany(

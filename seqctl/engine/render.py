@@ -546,7 +546,50 @@ def template_variables(template: str) -> set[str]:
     return set(_undeclared_names(_parse(template)))
 
 
-def _near_miss(name: str, known: set[str]) -> str | None:
+_DEFAULT_FILTERS = frozenset({"default", "d"})
+
+
+def variables_without_default(template: str) -> set[str]:
+    """The merge variables a template prints with no fallback for an empty value: not under
+    a `default` filter, not the left side of `or`, and not inside an `{% if %}` (or `x if
+    ... else`) that tests that variable. Those are the fields whose absence shows in the
+    email ("I noticed  has been growing"). Raises RenderError on a syntax error."""
+    ast = _parse(template)
+    names = set(_undeclared_names(ast))
+    found: set[str] = set()
+
+    def visit(node: nodes.Node, guarded: frozenset[str]) -> None:
+        if isinstance(node, nodes.Filter) and node.name in _DEFAULT_FILTERS:
+            for child in (*node.args, *node.kwargs):
+                visit(child, guarded)
+            return      # everything under `| default(...)` has its fallback
+        if isinstance(node, nodes.Or):
+            visit(node.right, guarded)
+            return      # `x or "there"`: x falls back
+        if isinstance(node, nodes.If | nodes.CondExpr):
+            tested = guarded | {n.name for n in (node.test, *node.test.find_all(nodes.Name))
+                                 if isinstance(n, nodes.Name)}
+            for child in node.iter_child_nodes():
+                if child is not node.test:
+                    visit(child, tested)
+            return
+        if isinstance(node, nodes.Name) and node.ctx == "load":
+            if node.name in names and node.name not in guarded:
+                found.add(node.name)
+        for child in node.iter_child_nodes():
+            visit(child, guarded)
+
+    visit(ast, frozenset())
+    return found
+
+
+def blank_fields(context: Mapping[str, Any], names: set[str] | list[str]) -> list[str]:
+    """The names, sorted, whose value in `context` is missing or only whitespace."""
+    return sorted(name for name in names if _is_missing(context.get(name)))
+
+
+def near_miss(name: str, known: set[str]) -> str | None:
+    """The known name `name` is probably a misspelling of, or None."""
     lowered = {candidate.lower(): candidate for candidate in known}
     if name.lower() in lowered:
         return lowered[name.lower()]
@@ -576,7 +619,7 @@ def check_template(template: str, known: set[str]) -> list[TemplateProblem]:
         if name in all_known:
             continue
         line = found[name]
-        suggestion = _near_miss(name, all_known)
+        suggestion = near_miss(name, all_known)
         if suggestion is not None:
             message = f"unknown merge variable '{name}' — did you mean {suggestion}?"
             problems.append(TemplateProblem("near_miss", message, line, name, suggestion))

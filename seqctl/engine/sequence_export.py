@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from seqctl.engine.sequence_spec import DELAY_LIMITS, SEQUENCE_DEFAULTS, VARIANT_KEYS, YAML_TAG
+from seqctl.engine.sequence_spec import (
+    DELAY_LIMITS,
+    SEQUENCE_DEFAULTS,
+    VARIANT_KEYS,
+    YAML_TAG,
+    required_fields,
+)
 from seqctl.engine.sequence_store import get_sequence, live_steps
 
 if TYPE_CHECKING:
@@ -45,8 +51,10 @@ def export_document(db: Database, name: str) -> dict[str, Any]:
             value = bool(value)
         if key == "description" and not value:
             continue
-        if key == "holidays" and not value:
+        if key in ("holidays", "require_fields") and not value:
             continue
+        if key == "require_fields":
+            value = required_fields(value)
         document[key] = value
     document["steps"] = [_export_step(step) for step in live_steps(db, sequence["id"])]
     return document

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from seqctl.engine.sequence_export import plain_number
-from seqctl.engine.sequence_spec import DELETED_MARK, SEQUENCE_DEFAULTS
+from seqctl.engine.sequence_spec import DELETED_MARK, SEQUENCE_DEFAULTS, required_fields
 from seqctl.engine.sequence_store import dict_rows, get_sequence, live_steps
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ def show(db: Database, name: str) -> dict[str, Any]:
     for key, default in SEQUENCE_DEFAULTS.items():
         value = sequence[key]
         document[key] = bool(value) if isinstance(default, bool) else value
+    document["require_fields"] = required_fields(sequence["require_fields"])
     document["created_at"] = sequence["created_at"]
     document["updated_at"] = sequence["updated_at"]
     counts = dict(

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
-from seqctl.engine.render import BUILTIN_VARIABLES, check_template
+from seqctl.engine.render import BUILTIN_VARIABLES, check_template, near_miss
 from seqctl.engine.schedule import (
     valid_holiday_country,
     valid_timezone,
@@ -26,6 +27,7 @@ from seqctl.engine.sequence_spec import (
     DELAY_LIMITS,
     DELETED_MARK,
     MAX_NAME_LENGTH,
+    REQUIRE_ALL,
     SEQUENCE_DEFAULTS,
     SEQUENCE_KEYS,
     STEP_KEYS,
@@ -215,6 +217,8 @@ def validate_sequence(
     name = _read_name(reader, root, entries)
     settings = _read_settings(reader, entries)
     known = set(known_custom) | set(BUILTIN_VARIABLES)
+    if "require_fields" in entries:
+        settings["require_fields"] = _read_required(reader, entries["require_fields"][1], known)
     steps = _read_steps(reader, root, entries, known, templates)
     spam = _spam_scores(steps, templates) if steps else []
     spec = None
@@ -306,6 +310,37 @@ def _read_settings(reader: _Reader, entries: dict) -> dict[str, Any]:
             f"starts ({start}) (the end hour is exclusive and must be later)",
         )
     return settings
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _read_required(reader: _Reader, node: yaml.Node, known: set[str]) -> str:
+    """`require_fields: all` or a list of merge variables, stored as "all" or "a,b"."""
+    where = "require_fields"
+    hint = "write require_fields: [first_name, company_name] or require_fields: all"
+    if isinstance(node, yaml.ScalarNode) and node.tag != YAML_TAG + "null":
+        if node.value == REQUIRE_ALL:
+            return REQUIRE_ALL
+        reader.error(node, where, f"must be a list of fields or 'all', not {_shown(node)} ({hint})")
+        return ""
+    items = reader.text_list(node, where)
+    names: list[str] = []
+    for value, item in items or []:
+        if not _FIELD_NAME.match(value):
+            reader.error(item, where, f"'{value}' is not a field name ({hint})")
+        elif value not in known and near_miss(value, known):
+            reader.error(item, where,
+                         f"unknown field '{value}' (did you mean {near_miss(value, known)}?)")
+        else:
+            if value not in known:
+                reader.warnings.append(Problem(
+                    _line(item), where,
+                    f"no contact has the field '{value}' yet: every email would be held back "
+                    "until it is set"))
+            if value not in names:
+                names.append(value)
+    return ",".join(names)
 
 
 def _read_steps(

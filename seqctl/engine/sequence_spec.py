@@ -41,6 +41,7 @@ SEQUENCE_DEFAULTS: dict[str, Any] = {
     "pause_on_auto_reply": True,
     "track_opens": False,
     "track_clicks": False,
+    "require_fields": "",   # stored: "" (none), "all", or "first_name,company_name"
 }
 BOOL_SETTINGS = tuple(k for k, v in SEQUENCE_DEFAULTS.items() if isinstance(v, bool))
 WINDOW_SETTINGS = (
@@ -69,6 +70,7 @@ STEP_KEYS = (
     "notes",
 )
 VARIANT_KEYS = ("subject", "body")
+REQUIRE_ALL = "all"
 DELAY_LIMITS = {"delay_business_days": 1000, "delay_calendar_days": 3650, "delay_hours": 87600}
 MAX_NAME_LENGTH = 200
 
@@ -85,6 +87,13 @@ YAML_TAG = "tag:yaml.org,2002:"
 
 
 # --- the spec -------------------------------------------------------------------------------
+
+
+def required_fields(stored: str | None) -> list[str] | str:
+    """The `require_fields` of a stored sequence: "all", or the list of field names."""
+    if stored == REQUIRE_ALL:
+        return REQUIRE_ALL
+    return [name for name in (stored or "").split(",") if name]
 
 
 @dataclass
