@@ -71,7 +71,8 @@ def test_corpus_message_gets_its_expected_verdict(name):
     assert verdict.reason
     if "hard" in expected:
         assert verdict.hard is expected["hard"], verdict.reason
-    for key in ("bounced_recipients", "original_message_ids", "attendees", "references"):
+    for key in ("bounced_recipients", "complained_recipients", "original_message_ids",
+                "attendees", "references"):
         if key in expected:
             assert getattr(verdict, key) == expected[key]
     for key in ("calendar_method", "sender"):
@@ -127,8 +128,38 @@ def test_x_auto_response_suppress_alone_is_not_an_auto_reply():
 
 
 @pytest.mark.parametrize("precedence", ["bulk", "junk", "auto_reply"])
-def test_precedence_bulk_junk_auto_reply_is_an_auto_reply(precedence):
-    assert classify(message(Precedence=precedence), CTX).kind == "auto_reply"
+def test_precedence_bulk_junk_auto_reply_in_answer_to_our_email_is_an_auto_reply(precedence):
+    raw = message(Precedence=precedence, In_Reply_To="<seqctl.1@northwindlabs.com>")
+    assert classify(raw, CTX).kind == "auto_reply"
+
+
+@pytest.mark.parametrize("headers", [
+    {"Precedence": "bulk"},
+    {"Precedence": "junk"},
+    {"Precedence": "list"},
+    {"List_Id": "Acme News <news.acme-robotics.com>"},
+    {"List_Id": "<x.lists.example>", "In_Reply_To": "<post.1@lists.example>"},
+    {"List_Unsubscribe": "<https://acme-robotics.com/u/1>"},
+    {"Feedback_ID": "1:news:acme"},
+    {"X_Campaign": "spring-2026"},
+    {"Auto_Submitted": "auto-generated", "List_Unsubscribe": "<mailto:u@acme-robotics.com>"},
+])
+def test_bulk_mail_is_not_an_auto_reply(headers):
+    verdict = classify(message("Our March newsletter: out of office hours change.", **headers),
+                       CTX)
+    assert verdict.kind == "ignored" and verdict.reason.startswith("bulk mail")
+
+
+def test_a_personal_auto_reply_with_precedence_bulk_stays_an_auto_reply():
+    raw = message("I am out of the office until March 9.", Precedence="bulk",
+                  Auto_Submitted="auto-replied", Subject="Out of Office: Quick question")
+    assert classify(raw, CTX).kind == "auto_reply"
+
+
+def test_a_reply_in_our_thread_from_a_tool_that_adds_list_unsubscribe_is_a_reply():
+    raw = message("Tuesday works.", In_Reply_To="<seqctl.1@northwindlabs.com>",
+                  List_Unsubscribe="<https://tool.example/u/1>")
+    assert classify(raw, CTX).kind == "reply"
 
 
 @pytest.mark.parametrize(

@@ -544,3 +544,81 @@ def test_inbox_resume_command_judges_the_bounce_rate_afresh(home, run):
     assert resumed.code == 0, resumed.err
     tick(db, MONDAY + timedelta(minutes=10))          # a sync: the same bounces, no new sends
     assert db.execute("SELECT status FROM inboxes").fetchone()[0] == "active"
+
+
+def _arf(original, recipient: str | None) -> bytes:
+    """An RFC 5965 spam complaint about `original`, as a mailbox provider's feedback loop
+    sends it (the recipient redacted when None)."""
+    rcpt = f"Original-Rcpt-To: <{recipient}>\r\n" if recipient else ""
+    return (
+        "From: Feedback Loop <feedback@fbl.mailbox.example>\r\nTo: rep@acme.test\r\n"
+        "Subject: FW: complaint\r\nMessage-ID: <arf.1@fbl.mailbox.example>\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n"
+        "--b\r\nContent-Type: message/feedback-report\r\n\r\n"
+        f"Feedback-Type: abuse\r\nUser-Agent: FBL/1.0\r\nVersion: 1\r\n{rcpt}\r\n"
+        "--b\r\nContent-Type: message/rfc822\r\n\r\n"
+    ).encode() + original.as_bytes() + b"\r\n--b--\r\n"
+
+
+def test_a_spam_complaint_suppresses_and_exits_unsubscribed(home):
+    db, maildir = setup_account(home)
+    cadence(db)
+    cadence(db, "other")
+    enroll_all(db, "cadence", ["ann@a.test", "bob@b.test"], MONDAY)
+    enroll_all(db, "other", ["ann@a.test"], MONDAY)
+    tick(db, MONDAY)
+    to_ann = sum(m["To"].addresses[0].addr_spec == "ann@a.test" for m in sent_messages(maildir))
+    drop(maildir, _arf(first_sent_to(maildir, "ann@a.test"), None))   # recipient redacted
+    tick(db, MONDAY + timedelta(minutes=5))
+    assert enrollment(db, "ann@a.test")[:2] == ("exited", "unsubscribed")
+    assert enrollment(db, "ann@a.test", "other")[:2] == ("exited", "unsubscribed")
+    assert enrollment(db, "bob@b.test")[0] == "active"
+    assert db.execute("SELECT email, reason FROM suppressions").fetchall() == [
+        ("ann@a.test", "spam_complaint")]
+    assert db.execute("SELECT verdict FROM inbound").fetchall() == [("spam_complaint",)]
+    tick_days(db, MONDAY + timedelta(minutes=10), 10)
+    assert sum(m["To"].addresses[0].addr_spec == "ann@a.test"
+               for m in sent_messages(maildir)) == to_ann
+    assert len(sent_messages(maildir)) > to_ann + 1          # bob's follow-ups went out
+
+
+def test_a_non_dsn_notice_in_our_thread_is_a_bounce_never_a_reply(home):
+    db, maildir = setup_account(home)
+    cadence(db)
+    enroll_all(db, "cadence", ["ann@a.test"], MONDAY)
+    tick(db, MONDAY)
+    original = first_sent_to(maildir, "ann@a.test")
+    notice = reply_to(original, "imss@gw.a.test",
+                      "The message could not be delivered to ann@a.test.\n"
+                      "550 5.1.1 <ann@a.test>: Recipient address rejected: User unknown",
+                      subject="Mail could not be delivered")
+    drop(maildir, notice)
+    tick(db, MONDAY + timedelta(minutes=5))
+    assert enrollment(db, "ann@a.test")[:2] == ("exited", "bounced")
+    assert db.execute("SELECT reason FROM suppressions").fetchone()[0] == "bounced"
+    assert db.execute("SELECT COUNT(*) FROM events WHERE kind = 'reply'").fetchone()[0] == 0
+
+
+def test_the_contacts_newsletter_never_pauses_under_pause_on_auto_reply(home):
+    db, maildir = setup_account(home)
+    cadence(db)
+    enroll_all(db, "cadence", ["dana@acme-robotics.test"], MONDAY)
+    tick(db, MONDAY)
+    newsletter = EmailMessage()
+    newsletter["From"] = "Dana Whitfield <dana@acme-robotics.test>"
+    newsletter["To"] = REP
+    newsletter["Subject"] = "Dana's robotics digest #12"
+    newsletter["Message-ID"] = "<digest.12@list-manage.example>"
+    newsletter["List-Unsubscribe"] = "<https://list-manage.example/u/1>"
+    newsletter["Precedence"] = "bulk"
+    newsletter["Auto-Submitted"] = "auto-generated"
+    newsletter.set_content("Out of office hours are changing: we are back March 30.")
+    drop(maildir, newsletter)
+    tick(db, MONDAY + timedelta(minutes=5))
+    assert enrollment(db, "dana@acme-robotics.test") == ("active", None, None)
+    assert db.execute("SELECT kind FROM events WHERE kind IN ('auto_reply', 'reply', 'paused')"
+                      ).fetchall() == []
+    inbound = db.execute("SELECT verdict, detail_json FROM inbound").fetchone()
+    assert inbound[0] == "ignored" and "bulk mail" in json.loads(inbound[1])["reason"]

@@ -136,8 +136,10 @@ def on_deal_stage_change(db: Database, deal_id: int, at: datetime) -> list[int]:
 
 # Suppression reasons that mean the contact must not stay in any sequence: adding one exits
 # every live enrollment, like the real event does (and the backstop agrees).
-EXITING_SUPPRESSIONS = ("unsubscribed", "bounced")
-_STRONG = "('unsubscribed', 'bounced')"
+EXITING_SUPPRESSIONS = ("unsubscribed", "bounced", "spam_complaint")
+_STRONG = "('unsubscribed', 'bounced', 'spam_complaint')"
+# The exit reason of each: a spam complaint exits `unsubscribed` (SPEC 10).
+_EXIT_FOR_SUPPRESSION = {"spam_complaint": "unsubscribed"}
 
 
 def is_suppressed(db: Database, email: str) -> bool:
@@ -197,7 +199,8 @@ def add_suppression(db: Database, email: str, reason: str, at: datetime) -> tupl
             "UNION SELECT contact_id FROM contact_aliases WHERE email = ?",
             [email.strip().lower()] * 2,
         ).fetchall():
-            exited += exit_contact(db, contact_id, reason, at, detail={"by": "suppress"})
+            exited += exit_contact(db, contact_id, _EXIT_FOR_SUPPRESSION.get(reason, reason), at,
+                                   detail={"by": "suppress"})
         return new, exited
 
 
@@ -216,7 +219,7 @@ def backstop_reason(db: Database, enrollment: dict[str, Any]) -> str | None:
     exit_on_reply, exit_on_booking, exit_on_stage_change, exit_on_company_reply, email = row
     suppression = db.execute("SELECT reason FROM suppressions WHERE email = ?", [email]).fetchone()
     if suppression and suppression[0] in EXITING_SUPPRESSIONS:
-        return suppression[0]
+        return _EXIT_FOR_SUPPRESSION.get(suppression[0], suppression[0])
     kinds = {"unsubscribe": "unsubscribed", "bounce": "bounced"}
     if exit_on_reply:
         kinds["reply"] = "reply_received"

@@ -150,6 +150,24 @@ def on_unsubscribe(
         return _suppress_and_exit(db, contact_id, "unsubscribed", at, detail)
 
 
+def on_spam_complaint(
+    db: Database,
+    contact_id: int,
+    at: datetime,
+    *,
+    enrollment_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> list[int]:
+    """A spam complaint (an ARF report): suppress the address (reason `spam_complaint`) and
+    exit every live enrollment `unsubscribed`; stats count it as an unsubscribe."""
+    with transaction(db):
+        _record(db, "unsubscribe", contact_id, at, enrollment_id,
+                {**(detail or {}), "via": "spam_complaint"})
+        email = db.execute("SELECT email FROM contacts WHERE id = ?", [contact_id]).fetchone()[0]
+        exits.suppress(db, email, "spam_complaint", at)
+        return exits.exit_contact(db, contact_id, "unsubscribed", at, detail=detail)
+
+
 def on_meeting(
     db: Database,
     contact_id: int,

@@ -252,6 +252,8 @@ def apply_verdict(
     thread = _by_thread(db, verdict, message)
     if verdict.kind == "bounce":
         return _apply_bounce(db, verdict, thread, at, detail, ours)
+    if verdict.kind == "spam_complaint":
+        return _apply_complaint(db, verdict, thread, at, detail, ours)
     if verdict.kind == "meeting":
         # the attendees include us (the rep is organizer or guest): only other people count
         people = [a for a in [*verdict.attendees, verdict.sender] if a and a.lower() not in ours]
@@ -324,6 +326,32 @@ def _apply_bounce(
             outbox_id=thread.outbox_id if on_thread else None,
             detail=detail,
         )
+    if not contacts:
+        return None, None
+    return contacts[0], (thread.enrollment_id if thread else None)
+
+
+def _apply_complaint(
+    db: Database,
+    verdict: Verdict,
+    thread: _Thread | None,
+    at: datetime,
+    detail: dict[str, Any],
+    ours: set[str],
+) -> tuple[int | None, int | None]:
+    """A spam complaint concerns the recipient of the email it reports (found by its
+    Message-ID), else the complainer it names."""
+    if thread is not None:
+        contacts = [thread.contact_id]
+    else:
+        named = [r for r in verdict.complained_recipients if r.lower() not in ours]
+        contacts = list(dict.fromkeys(
+            c for c in map(partial(_contact_by_address, db), named) if c))
+    for contact_id in contacts:
+        on_thread = thread is not None and thread.contact_id == contact_id
+        outcomes.on_spam_complaint(db, contact_id, at,
+                                   enrollment_id=thread.enrollment_id if on_thread else None,
+                                   detail=detail)
     if not contacts:
         return None, None
     return contacts[0], (thread.enrollment_id if thread else None)

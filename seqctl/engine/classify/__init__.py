@@ -11,35 +11,47 @@ module only reads the message. It never raises: malformed input gives a verdict 
 Checks run in this order, the first match wins:
 
 1. mail from one of our own addresses -> ``ignored``.
-2. bounce: an RFC 3464 DSN (Action/Status per recipient; 5.x.x hard, 4.x.x or
+2. spam complaint: an RFC 5965 ARF report (``multipart/report;
+   report-type=feedback-report``) -> ``spam_complaint``, with the complainer when the report
+   names one and the Message-ID of our email it reports.
+3. bounce: an RFC 3464 DSN (Action/Status per recipient; 5.x.x hard, 4.x.x or
    ``Action: delayed`` soft), or a mailer-daemon / postmaster notice without one
-   (recipients from flufl.bounce, hard/soft from the status codes in the notice text).
+   (recipients from flufl.bounce, hard/soft from the status codes in the notice text), or a
+   notice from any other sender whose subject, or the top of whose text with a status code,
+   says delivery failed ("could not be delivered", "undeliverable", "non remis",
+   "unzustellbar", "no se pudo entregar", "Mail Delivery Warning", ...) and that names the
+   address or our email. A notice naming neither is ``ignored``: never a reply.
    A DSN that reports only successful deliveries, and a read receipt (RFC 8098), are
    ``ignored``.
-3. auto-reply: RFC 3834 ``Auto-Submitted`` other than "no", ``X-Autoreply``,
-   ``X-Autorespond``, ``Precedence: auto_reply|bulk|junk``, or an out-of-office subject in
+4. bulk mail: ``List-Id``, ``List-Post``, ``Precedence: list``, a campaign header, or on a
+   message that answers none of ours ``List-Unsubscribe``, ``Feedback-ID`` or ``Precedence:
+   bulk|junk`` -> ``ignored`` (a newsletter is not an auto-reply and pauses nothing), unless
+   it also carries a personal auto-reply signal or a booking.
+5. auto-reply: RFC 3834 ``Auto-Submitted`` other than "no", ``X-Autoreply``,
+   ``X-Autorespond``, ``Precedence: auto_reply`` (``bulk|junk`` in reply to a message), or an
+   out-of-office subject in
    English, German, French or Spanish. One exception: a message whose only signal is
    "machine generated" (``Auto-Submitted: auto-generated``, ``Precedence: bulk|junk``) but
    that carries a booking calendar part is a meeting, because scheduling tools send their
    invitations that way.
-4. unsubscribe: mail to an unsubscribe mailto, or a subject / first own line (quotes,
+6. unsubscribe: mail to an unsubscribe mailto, or a subject / first own line (quotes,
    greetings and the quoted original skipped) that asks for it. A bare keyword
    ("Unsubscribe", "opt out") counts only when it is nearly the whole line; a phrase
    ("remove me", "stop emailing me", "abmelden", "désinscrire", "darme de baja") counts
    anywhere in the line.
-5. meeting: a ``text/calendar`` part (or .ics attachment) with METHOD REQUEST, REPLY with
+7. meeting: a ``text/calendar`` part (or .ics attachment) with METHOD REQUEST, REPLY with
    PARTSTAT=ACCEPTED, or PUBLISH with attendees. A CANCEL is not a booking and is
    ``ignored``. A declined or tentative REPLY falls through to ``reply``: the contact did
    answer us.
-6. reply: everything else.
+8. reply: everything else.
 """
 
 from __future__ import annotations
 
 from email import message_from_bytes
 
-from seqctl.engine.classify.autoreply import _auto_reply_signal, parse_return_date
-from seqctl.engine.classify.bounces import _bounce
+from seqctl.engine.classify.autoreply import _auto_reply_signal, _bulk_signal, parse_return_date
+from seqctl.engine.classify.bounces import _bounce, _complaint
 from seqctl.engine.classify.meetings import _calendar_parts, _meeting
 from seqctl.engine.classify.mime import (
     _body_text,
@@ -89,7 +101,7 @@ def _classify(raw: bytes, ctx: ClassifyContext) -> Verdict:
         verdict.reason = "sent from our own address"
         return verdict
 
-    if _bounce(msg, bytes(raw), verdict, our):
+    if _complaint(msg, verdict, our) or _bounce(msg, bytes(raw), verdict, our):
         return verdict
 
     if any(p.get_content_type() == "message/disposition-notification" for p in _parts(msg)):
@@ -100,6 +112,11 @@ def _classify(raw: bytes, ctx: ClassifyContext) -> Verdict:
     calendar_parts = _calendar_parts(msg)
     booking = _meeting(calendar_parts)
     auto_reason, strong = _auto_reply_signal(msg, verdict.subject)
+    bulk_reason = _bulk_signal(msg)
+    if bulk_reason and not strong and not (booking and booking.kind == "meeting"):
+        verdict.kind = "ignored"
+        verdict.reason = bulk_reason
+        return verdict
     if auto_reason and (strong or not (booking and booking.kind == "meeting")):
         verdict.kind = "auto_reply"
         verdict.reason = auto_reason

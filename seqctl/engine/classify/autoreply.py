@@ -48,6 +48,27 @@ def _auto_reply_signal(msg: Message, subject: str) -> tuple[str, bool]:
     return "; ".join(strong + weak), bool(strong)
 
 
+def _bulk_signal(msg: Message) -> str:
+    """Why the message is bulk mail (a newsletter, a mailing list, a campaign), or ''. Bulk
+    mail is not an auto-reply: it never answers our email. List-Unsubscribe, Feedback-ID and
+    Precedence bulk/junk count only on a message that answers none (a vacation program sends
+    Precedence: bulk in reply; a person may reply from a tool that adds List-Unsubscribe)."""
+    precedence = _header(msg, "Precedence").lower()
+    for name in ("List-Id", "List-Post", "X-Campaign", "X-CampaignID", "X-Mailgun-Campaign-Id"):
+        if _header(msg, name):
+            return f"bulk mail ({name})"
+    if precedence == "list":
+        return "bulk mail (Precedence: list)"
+    if _header(msg, "In-Reply-To") or _header(msg, "References"):
+        return ""
+    if precedence in ("bulk", "junk"):
+        return f"bulk mail (Precedence: {precedence})"
+    for name in ("List-Unsubscribe", "Feedback-ID"):
+        if _header(msg, name):
+            return f"bulk mail ({name})"
+    return ""
+
+
 # -- return dates --------------------------------------------------------------------------
 
 _MONTHS = {

@@ -13,6 +13,7 @@ from email.parser import HeaderParser
 from seqctl.engine.classify.mime import (
     _address,
     _body_text,
+    _fold,
     _header,
     _ids,
     _one_line,
@@ -42,6 +43,22 @@ _BOUNCE_SUBJECT_RE = re.compile(
     r"|warning: message .* delayed|delayed mail|delivery delayed)",
     re.IGNORECASE,
 )
+# What a delivery-failure notice says, wherever it stands in the subject (matched on the
+# accent-free lower-case text): "Mail could not be delivered", "Message non remis : ...",
+# "Mail Delivery Warning", "DELIVERY FAILURE: User ... not listed", "No se pudo entregar".
+_FAILURE_PHRASE = (
+    r"undeliver|undelivered|could ?n[o']t be delivered|was ?n[o']t delivered"
+    r"|(message|mail) not delivered"
+    r"|wasn't able to deliver|unable to deliver|delivery (status notification|failure|failed"
+    r"|has failed|problem|warning|delayed|notification: delivery has failed)"
+    r"|mail delivery (failed|failure|warning|error|subsystem)|returned mail|returning message"
+    r"|failure notice|delayed mail|non[- ]remis|non-remise|pas pu etre remis|unzustellbar"
+    r"|nicht zustellbar|nicht zugestellt|nicht erreicht|no se pudo entregar"
+    r"|no se puede entregar|no entregado|niet bezorgd|non recapitabile"
+)
+_FAILURE_SUBJECT_RE = re.compile(_FAILURE_PHRASE)
+_REPLY_PREFIX_RE = re.compile(r"^\s*(re|aw|sv|antw|fw|fwd|wg|tr|rv)\s*(\[\d+\])?\s*:", re.I)
+_NOTICE_HEAD = 1500    # a notice says what failed at the top
 _ENHANCED_CODE_RE = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\w]|\.\d)")
 _BASIC_CODE_RE = re.compile(r"(?:^|[\s:(\[])([45][0-5]\d)(?=[ \-:]|$)", re.MULTILINE)
 _ORIGINAL_MARKERS_RE = re.compile(
@@ -49,7 +66,12 @@ _ORIGINAL_MARKERS_RE = re.compile(
     r"|original message headers|-+ ?original message ?-+|received: from).*$",
     re.IGNORECASE | re.MULTILINE,
 )
-_PERMANENT_WORDS_RE = re.compile(r"permanent|does not exist|user unknown|no such user", re.I)
+_PERMANENT_WORDS_RE = re.compile(
+    r"permanent|does not exist|user unknown|unknown user|no such (user|address|mailbox)"
+    r"|not listed in|recipient not found|address rejected|mailbox (has been |is )?(closed"
+    r"|disabled|unavailable)|n'existe pas|no existe|existiert nicht",
+    re.I,
+)
 _TEMPORARY_WORDS_RE = re.compile(
     r"temporar|delayed|will (be )?retr|not yet been delivered|still trying|mailbox (is )?full",
     re.I,
@@ -79,10 +101,9 @@ def _bounce(msg: Message, raw: bytes, verdict: Verdict, our: set[str]) -> bool:
     from_daemon = sender.split("@")[0] in _DAEMON_LOCALPARTS or bool(
         _DAEMON_NAME_RE.search(_header(msg, "From"))
     )
-    bounce_subject = bool(_BOUNCE_SUBJECT_RE.match(verdict.subject))
-    if not (from_daemon or bounce_subject):
-        return False
     notice = _notice_text(msg)
+    if not (from_daemon or _says_delivery_failed(msg, verdict.subject, notice)):
+        return False
     # flufl.bounce reads every line; a bounce notice is at the top of a small message.
     scanned = msg if len(raw) <= _MAX_BOUNCE_SCAN else message_from_bytes(raw[:_MAX_BOUNCE_SCAN])
     temporary, permanent = _flufl_failures(scanned)
@@ -92,15 +113,81 @@ def _bounce(msg: Message, raw: bytes, verdict: Verdict, our: set[str]) -> bool:
     recipients = [r for r in recipients if r not in our and r != sender]
     original_ids = _original_ids(msg, verdict.message_id)
     hard, evidence = _hardness(notice, temporary, permanent)
-    has_evidence = evidence != "no status code" or bool(original_ids)
-    if not from_daemon and not (recipients and has_evidence):
-        return False
+    if not from_daemon and not (recipients or original_ids):
+        if evidence == "no status code" and not _automated(msg):
+            return False    # a person's mail about a failed delivery, naming nothing of ours
+        verdict.kind = "ignored"
+        verdict.reason = "delivery-failure notice naming no address and none of our emails"
+        return True
     verdict.kind = "bounce"
     verdict.hard = hard
     verdict.bounced_recipients = recipients
     verdict.original_message_ids = original_ids
     verdict.reason = f"{'hard' if hard else 'soft'} bounce (notice without DSN: {evidence})"
     return True
+
+
+def _says_delivery_failed(msg: Message, subject: str, notice: str) -> bool:
+    """A delivery-failure notice from any sender: its subject says so (not a reply's or a
+    forward's subject), or the top of its text says so and it carries a status code or
+    comes from a machine. A person writing "my old address could not be delivered to"
+    does neither."""
+    if _BOUNCE_SUBJECT_RE.match(subject):
+        return True
+    if not _REPLY_PREFIX_RE.match(subject) and _FAILURE_SUBJECT_RE.search(_fold(subject)):
+        return True
+    head = notice[:_NOTICE_HEAD]
+    if not _FAILURE_SUBJECT_RE.search(_fold(head)):
+        return False
+    return _automated(msg) or bool(_ENHANCED_CODE_RE.search(head) or _BASIC_CODE_RE.search(head))
+
+
+def _automated(msg: Message) -> bool:
+    value = _header(msg, "Auto-Submitted").lower().strip()
+    return bool(value) and value != "no"
+
+
+def _complaint(msg: Message, verdict: Verdict, our: set[str]) -> bool:
+    """Fill `verdict` as a spam complaint when the message is an RFC 5965 ARF report
+    (`multipart/report; report-type=feedback-report`): the recipient who complained (when
+    the report does not redact it) and the Message-ID of our email it reports."""
+    report_type = (msg.get_param("report-type") or "") if msg.get_content_type() == (
+        "multipart/report") else ""
+    feedback = [p for p in _parts(msg) if p.get_content_type() == "message/feedback-report"]
+    if str(report_type).strip('"').lower() != "feedback-report" and not feedback:
+        return False
+    fields = HeaderParser().parsestr(_part_text(feedback[0])) if feedback else None
+    kind = _one_line(str(fields.get("Feedback-Type", ""))).lower() if fields else ""
+    complainers: list[str] = []
+    if fields is not None:
+        for value in fields.get_all("Original-Rcpt-To") or []:
+            address = _address(_one_line(str(value)))
+            if address and "@" in address and not address.startswith("redacted@"):
+                complainers.append(address)
+    original = _original_message(msg)
+    if not complainers and original is not None:
+        address = _address(_header(original, "To"))
+        if address and "@" in address and not address.startswith("redacted@"):
+            complainers.append(address)
+    verdict.kind = "spam_complaint"
+    verdict.complained_recipients = [a for a in dict.fromkeys(complainers) if a not in our]
+    verdict.original_message_ids = _original_ids(msg, verdict.message_id)
+    verdict.reason = f"spam complaint (ARF feedback report: {kind or 'abuse'})"
+    return True
+
+
+def _original_message(msg: Message) -> Message | None:
+    """The returned original (attached message, or its headers), if any."""
+    for part in _parts(msg):
+        content_type = part.get_content_type()
+        if content_type in ("message/rfc822", "message/global"):
+            payload = part.get_payload()
+            inner = payload[0] if isinstance(payload, list) and payload else None
+            if isinstance(inner, Message):
+                return inner
+        elif content_type in ("text/rfc822-headers", "message/rfc822-headers"):
+            return HeaderParser().parsestr(_part_text(part))
+    return None
 
 
 def _is_hard(action: str, code: str) -> bool:
@@ -206,17 +293,21 @@ def _flufl_failures(msg: Message) -> tuple[list[str], list[str]]:
 
 
 def _addresses_in_notice(notice: str) -> list[str]:
-    """Failed addresses in a notice flufl.bounce does not know: lines that name one."""
+    """Failed addresses in a notice flufl.bounce does not know: lines that name one, else
+    every address the notice names (the caller drops ours and the sender's)."""
     found = []
     for line in notice.splitlines():
         stripped = line.strip().strip("<>:")
         lowered = line.lower()
         if _EMAIL_RE.fullmatch(stripped) or re.search(
             r"rcpt to|wasn't delivered|was not delivered|could not be delivered|failed"
-            r"|does not exist|unknown|undeliverable|couldn't be delivered",
+            r"|does not exist|unknown|undeliverable|couldn't be delivered|not found|rejected"
+            r"|not listed|recipient|destinataire|empf",
             lowered,
         ):
             found.extend(a.lower() for a in _EMAIL_RE.findall(line))
+    if not found:
+        found = [a.lower() for a in _EMAIL_RE.findall(notice)]
     return list(dict.fromkeys(found))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-KINDS = ("bounce", "auto_reply", "unsubscribe", "meeting", "reply", "ignored")
+KINDS = ("bounce", "spam_complaint", "auto_reply", "unsubscribe", "meeting", "reply", "ignored")
 
 _MAX_TEXT = 200_000
 _MAX_DEPTH = 20
@@ -32,6 +32,7 @@ class Verdict:
     references: list[str] = field(default_factory=list)
     hard: bool = False
     bounced_recipients: list[str] = field(default_factory=list)
+    complained_recipients: list[str] = field(default_factory=list)   # spam_complaint
     original_message_ids: list[str] = field(default_factory=list)
     return_date: date | None = None
     attendees: list[str] = field(default_factory=list)
