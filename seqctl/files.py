@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import IO, Any, TextIO
 
 from seqctl.errors import SeqctlError
 
@@ -20,11 +20,21 @@ def write_private(path: Path, data: bytes | str, mode: int = 0o600) -> None:
     if isinstance(data, str):
         data = data.encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with _private_replacement(path, "wb", file_mode=mode) as handle:
+        handle.write(data)
+
+
+@contextmanager
+def _private_replacement(path: Path, open_mode: str, *, file_mode: int = 0o600,
+                         **options: Any) -> Iterator[IO[Any]]:
+    """A handle on a temp file (`file_mode`, 0600 by default) beside `path` that replaces
+    `path` when the block ends without an error; on an error the temp file is removed and
+    `path` is untouched."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        os.fchmod(fd, file_mode)
+        with os.fdopen(fd, open_mode, **options) as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -41,20 +51,8 @@ def private_text_file(path: Path) -> Iterator[TextIO]:
     """Write a text file (UTF-8, newline untranslated) with mode 0600: the lines go to a
     private temp file beside `path`, renamed into place only when the block ends without an
     error, so nothing half-written is ever left at `path`. An existing file is replaced."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with _private_replacement(path, "w", newline="", encoding="utf-8") as handle:
+        yield handle
 
 
 def create_private_empty(path: Path) -> None:

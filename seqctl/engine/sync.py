@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
@@ -311,24 +312,16 @@ def _apply_bounce(
     ours: set[str],
 ) -> tuple[int | None, int | None]:
     """A bounce concerns the failed recipients the notice names, else the email it returns."""
-    named = [r for r in verdict.bounced_recipients if r.lower() not in ours]
-    contacts = list(dict.fromkeys(c for c in map(partial(_contact_by_address, db), named) if c))
+    contacts = _named_contacts(db, verdict.bounced_recipients, ours)
     if not contacts and thread:
         contacts = [thread.contact_id]
-    for contact_id in contacts:
-        on_thread = thread is not None and thread.contact_id == contact_id
-        outcomes.on_bounce(
-            db,
-            contact_id,
-            at,
-            hard=verdict.hard,
-            enrollment_id=thread.enrollment_id if on_thread else None,
-            outbox_id=thread.outbox_id if on_thread else None,
-            detail=detail,
-        )
-    if not contacts:
-        return None, None
-    return contacts[0], (thread.enrollment_id if thread else None)
+
+    def bounce(contact_id: int, on_thread: bool) -> None:
+        outcomes.on_bounce(db, contact_id, at, hard=verdict.hard,
+                           enrollment_id=thread.enrollment_id if on_thread else None,
+                           outbox_id=thread.outbox_id if on_thread else None, detail=detail)
+
+    return _for_each(contacts, thread, bounce)
 
 
 def _apply_complaint(
@@ -341,17 +334,28 @@ def _apply_complaint(
 ) -> tuple[int | None, int | None]:
     """A spam complaint concerns the recipient of the email it reports (found by its
     Message-ID), else the complainer it names."""
-    if thread is not None:
-        contacts = [thread.contact_id]
-    else:
-        named = [r for r in verdict.complained_recipients if r.lower() not in ours]
-        contacts = list(dict.fromkeys(
-            c for c in map(partial(_contact_by_address, db), named) if c))
-    for contact_id in contacts:
-        on_thread = thread is not None and thread.contact_id == contact_id
+    contacts = ([thread.contact_id] if thread is not None
+                else _named_contacts(db, verdict.complained_recipients, ours))
+
+    def complain(contact_id: int, on_thread: bool) -> None:
         outcomes.on_spam_complaint(db, contact_id, at,
                                    enrollment_id=thread.enrollment_id if on_thread else None,
                                    detail=detail)
+
+    return _for_each(contacts, thread, complain)
+
+
+def _named_contacts(db: Database, addresses: list[str], ours: set[str]) -> list[int]:
+    named = [a for a in addresses if a.lower() not in ours]
+    return list(dict.fromkeys(c for c in map(partial(_contact_by_address, db), named) if c))
+
+
+def _for_each(contacts: list[int], thread: _Thread | None,
+              apply: Callable[[int, bool], None]) -> tuple[int | None, int | None]:
+    """Apply an outcome to each contact (whether it is the thread's), and say whom the
+    message was attributed to."""
+    for contact_id in contacts:
+        apply(contact_id, thread is not None and thread.contact_id == contact_id)
     if not contacts:
         return None, None
     return contacts[0], (thread.enrollment_id if thread else None)

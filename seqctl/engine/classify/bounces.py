@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
 from email.parser import HeaderParser
@@ -178,16 +179,20 @@ def _complaint(msg: Message, verdict: Verdict, our: set[str]) -> bool:
 
 def _original_message(msg: Message) -> Message | None:
     """The returned original (attached message, or its headers), if any."""
+    return next(_originals(msg), None)
+
+
+def _originals(msg: Message) -> Iterator[Message]:
+    """Each returned original: an attached message, or attached headers."""
     for part in _parts(msg):
         content_type = part.get_content_type()
         if content_type in ("message/rfc822", "message/global"):
             payload = part.get_payload()
             inner = payload[0] if isinstance(payload, list) and payload else None
             if isinstance(inner, Message):
-                return inner
+                yield inner
         elif content_type in ("text/rfc822-headers", "message/rfc822-headers"):
-            return HeaderParser().parsestr(_part_text(part))
-    return None
+            yield HeaderParser().parsestr(_part_text(part))
 
 
 def _is_hard(action: str, code: str) -> bool:
@@ -250,17 +255,7 @@ def _dsn_address(value: str) -> str | None:
 def _original_ids(msg: Message, own_id: str | None) -> list[str]:
     """Message-IDs of the returned original: attached message or headers, else inline text,
     else the notice's own In-Reply-To / References."""
-    found: list[str] = []
-    for part in _parts(msg):
-        content_type = part.get_content_type()
-        if content_type in ("message/rfc822", "message/global"):
-            payload = part.get_payload()
-            inner = payload[0] if isinstance(payload, list) and payload else None
-            if isinstance(inner, Message):
-                found.extend(_ids(_header(inner, "Message-ID")))
-        elif content_type in ("text/rfc822-headers", "message/rfc822-headers"):
-            headers = HeaderParser().parsestr(_part_text(part))
-            found.extend(_ids(_header(headers, "Message-ID")))
+    found = [i for original in _originals(msg) for i in _ids(_header(original, "Message-ID"))]
     if not found:
         text = "\n".join(_part_text(p) for p in _parts(msg) if p.get_content_maintype() == "text")
         found = re.findall(r"^\s*message-id:\s*(<[^<>\s]+>)", text, re.IGNORECASE | re.MULTILINE)
