@@ -1,5 +1,5 @@
-"""Private files (tokens, the install secret, backups, exports): mode 0600, written
-atomically."""
+"""Files seqctl writes, always atomically: private ones (tokens, the install secret, backups,
+exports) with mode 0600, and the user's own (`sequence draft -o FILE`, mode from the umask)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,20 @@ def private_text_file(path: Path) -> Iterator[TextIO]:
 def create_private_empty(path: Path) -> None:
     """Create `path` empty with mode 0600; FileExistsError when it exists."""
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a user's file (mode from the umask) atomically; its folder must exist."""
+    if not path.parent.is_dir():
+        raise SeqctlError(f"cannot write {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise SeqctlError(f"cannot write {path}: it is a folder")
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        write_private(path, text, mode=0o666 & ~umask)
+    except OSError as exc:
+        raise SeqctlError(f"cannot write {path}: {exc.strerror}") from None
 
 
 _secrets: dict[Path, bytes] = {}     # read once per process: the secret never changes

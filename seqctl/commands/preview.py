@@ -58,14 +58,28 @@ def spam_score(
     body: Annotated[str | None, typer.Option("--body", help="The body text.")] = None,
     body_file: Annotated[Path | None, typer.Option(
         "--body-file", help="Read the body from a file ('-' for standard input).")] = None,
+    rewrite: Annotated[bool, typer.Option(
+        "--rewrite", help="Print a rewritten subject and body that score under 20 (or as low "
+        "as the fixes get), with the changes.")] = False,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="With --rewrite: ask this `llm` model first (needs seqctl[ai]); its "
+        "rewrite is kept only when it scores lower.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Score an email's spam risk: 0-100 (lower is better), green < 30, amber 30-59,
-    red >= 60, with the reasons and how to fix each."""
+    red >= 60, with the reasons and how to fix each.
+
+    --rewrite applies deterministic fixes until the score is under 20 or no fix applies
+    (fold an ALL-CAPS subject, drop extra !, swap spam phrases for plain words, remove money
+    patterns, thin out links, ...). Merge variables and URLs are never edited. With --json:
+    {"score_before", "score", "band", "subject", "body", "changes": [{"rule", "before",
+    "after"}], "reasons"}."""
     from seqctl.engine import spam
 
     if body is not None and body_file is not None:
         raise typer.BadParameter("give --body or --body-file, not both", param_hint="--body")
+    if model is not None and not rewrite:
+        raise typer.BadParameter("--model goes with --rewrite", param_hint="--model")
     if body_file is not None:
         if str(body_file) == "-":
             body = sys.stdin.read()
@@ -76,6 +90,9 @@ def spam_score(
                 raise SeqctlError(f"cannot read {body_file}: {exc.strerror}") from None
     if body is None and subject is None:
         raise typer.BadParameter("give --subject and/or --body/--body-file", param_hint="--body")
+    if rewrite:
+        _rewrite(subject, body or "", model, json_out)
+        return
     report = spam.score_email(subject, body or "")
     if json_out:
         document = report.to_json()
@@ -85,3 +102,26 @@ def spam_score(
     for reason in report.reasons:
         output.line(f"  +{reason.points:<3} {reason.rule}: {reason.detail}")
         output.line(f"        fix: {reason.fix}")
+
+
+def _rewrite(subject: str | None, body: str, model_name: str | None, json_out: bool) -> None:
+    from seqctl.engine import draft
+
+    model = None
+    if model_name is not None:
+        from seqctl.providers import language_model
+
+        model = language_model.load_model(model_name)
+    result = draft.rewrite(subject, body, model=model)
+    for note in result.notes:
+        output.info(note)
+    if json_out:
+        output.emit_json(result.to_json())
+        return
+    sys.stdout.write(f"Subject: {result.subject}\n\n{result.body.rstrip()}\n")
+    output.info(f"spam-risk score {result.score_before} -> {result.report.score} "
+                f"({result.report.band}), {len(result.changes)} change(s)")
+    for change in result.changes:
+        before = change.before.replace("\n", " ")
+        after = change.after.replace("\n", " ") or "(removed)"
+        output.info(f"  {change.rule}: {before[:80]!r} -> {after[:80]!r}")

@@ -12,6 +12,7 @@ from seqctl import clock, output
 from seqctl.commands._common import JsonOpt, db, default, group
 from seqctl.engine import sequence_export, sequence_queries, sequence_reader, sequence_store
 from seqctl.engine.sequence_spec import Problem, Validation
+from seqctl.errors import SeqctlError
 
 app = group("Sequences: the steps (emails, calls, LinkedIn, tasks, waits) and their schedule.")
 
@@ -256,3 +257,51 @@ def delete(
     result = sequence_store.delete(db(), name, clock.now(), force=force)
     exited = f"; exited {result['exited']} enrollment(s)" if result["exited"] else ""
     output.info(f"deleted sequence {name}{exited}")
+
+
+@app.command("draft")
+def draft(
+    text: Annotated[str, typer.Argument(help="The cadence in plain words ('-' reads standard "
+                                        "input).", metavar="TEXT", show_default=False)],
+    name: Annotated[str | None, typer.Option("--name", help="The sequence's name (default: "
+                                             "from the words).")] = None,
+    output_file: Annotated[Path | None, typer.Option("-o", "--output", help="Write the YAML "
+                                                     "to FILE instead of standard output.",
+                                                     metavar="FILE")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Ask this `llm` model instead of "
+                                              "the offline parser (needs seqctl[ai]).")] = None,
+) -> None:
+    """Draft sequence YAML from a plain-language cadence, e.g. "Day 1 — intro email / Day 3
+    business days — follow-up / Day 7 — LinkedIn connect request / exit on reply". Nothing is
+    applied: review the TODO: lines, then `seqctl sequence apply FILE`. The draft always
+    passes `sequence validate`. Phrases it does not understand are warnings on stderr; the
+    phrases it knows are listed in docs/drafting.md."""
+    from seqctl.engine import draft as drafting
+
+    words = sys.stdin.read() if text == "-" else text
+    if model is not None:
+        from seqctl.providers import language_model
+
+        drafted = drafting.draft_with_model(words, language_model.load_model(model), name=name)
+    else:
+        drafted = drafting.draft(words, name=name)
+    for message in drafted.warnings:
+        output.warn(message)
+    document = drafted.to_yaml(words)
+    validation = sequence_reader.validate_sequence(document)
+    if not validation.ok:
+        for problem in validation.errors:
+            sys.stderr.write(f"{drafted.source}: {problem.field}: {problem.message}\n")
+        raise SeqctlError(f"the draft from {drafted.source} does not pass validation "
+                          f"({len(validation.errors)} problem(s) above); nothing was written")
+    for problem in validation.warnings:
+        output.warn(f"{drafted.source}: {problem.field}: {problem.message}")
+    if output_file is None:
+        sys.stdout.write(document)
+        return
+    from seqctl.files import write_text
+
+    write_text(output_file, document)
+    output.info(f"wrote {output_file} (sequence {validation.name}, "
+                f"{_steps(len(validation.spec.steps))}); next: seqctl sequence apply "
+                f"{output_file}")
