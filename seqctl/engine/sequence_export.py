@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from seqctl.engine.sequence_spec import (
     DELAY_LIMITS,
     SEQUENCE_DEFAULTS,
     VARIANT_KEYS,
-    YAML_TAG,
+    dump_yaml,
     required_fields,
 )
 from seqctl.engine.sequence_store import get_sequence, live_steps
@@ -20,21 +18,6 @@ if TYPE_CHECKING:
     from sqlite_utils import Database
 
 # --- export -----------------------------------------------------------------------------------
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block scalars (`|`) for multi-line text; list items indented under their key."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-
-def _represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar(YAML_TAG + "str", value, style=style)
-
-
-_Dumper.add_representer(str, _represent_text)
 
 
 def plain_number(value: float | int) -> float | int:
@@ -84,11 +67,4 @@ def _export_step(step: dict[str, Any]) -> dict[str, Any]:
 
 def export_yaml(db: Database, name: str) -> str:
     """YAML that `apply` accepts unchanged (round trip)."""
-    return yaml.dump(
-        export_document(db, name),
-        Dumper=_Dumper,
-        sort_keys=False,
-        allow_unicode=True,
-        default_flow_style=False,
-        width=4096,
-    )
+    return dump_yaml(export_document(db, name))

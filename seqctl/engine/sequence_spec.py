@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from seqctl.engine.schedule import (
@@ -186,3 +187,30 @@ def step_delay(step_row: Mapping[str, Any]) -> Delay:
         calendar_days=int(step_row["delay_calendar_days"]),
         hours=float(step_row["delay_hours"]),
     )
+
+
+@cache
+def _dumper() -> type:
+    import yaml  # only when YAML is written: an idle tick never needs it
+
+    class Dumper(yaml.SafeDumper):
+        """Block scalars (`|`) for multi-line text; list items indented under their key."""
+
+        def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+            super().increase_indent(flow, False)
+
+    def represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar(YAML_TAG + "str", value, style=style)
+
+    Dumper.add_representer(str, represent_text)
+    return Dumper
+
+
+def dump_yaml(document: Mapping[str, Any]) -> str:
+    """Sequence YAML for a mapping, keys in the order given (`sequence export`, `sequence
+    draft`): block scalars for multi-line text, so the file reads like one written by hand."""
+    import yaml
+
+    return yaml.dump(dict(document), Dumper=_dumper(), sort_keys=False, allow_unicode=True,
+                     default_flow_style=False, width=4096)

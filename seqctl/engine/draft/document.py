@@ -6,10 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from seqctl.engine.draft.timing import Step, place
 from seqctl.engine.draft.words import Reader, check_words
+from seqctl.engine.sequence_spec import dump_yaml
 from seqctl.errors import SeqctlError
 
 DEFAULT_NAME = "drafted-sequence"
@@ -309,27 +308,3 @@ def _step_id(step: Step, first_email: bool, taken: set[str]) -> str:
         key, number = f"{base}-{number}", number + 1
     taken.add(key)
     return key
-
-
-# --- YAML ------------------------------------------------------------------------------------
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block scalars (`|`) for multi-line text; list items indented under their key."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-
-def _represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _represent_text)
-
-
-def dump_yaml(document: dict[str, Any]) -> str:
-    """Sequence YAML (SPEC 3) for a mapping, keys in the order given."""
-    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-                     default_flow_style=False, width=4096)
