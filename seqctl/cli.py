@@ -57,8 +57,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "Sent, opens, clicks, replies, unsubscribes, bounces and meetings per step and "
               "A/B variant, with rates over sent emails."),
     "compare": ("seqctl.commands.stats",
-                "Rank two sequences by reply rate, with a two-proportion z-test of the "
-                "difference (\"not enough data yet\" below 30 sent emails each)."),
+                "Rank two sequences by reply rate (or `--by positive`: positive-reply rate), "
+                "with a two-proportion z-test of the difference (\"not enough data yet\" "
+                "below 30 sent emails each)."),
+    "replies": ("seqctl.commands.replies",
+                "Every reply, newest first, with what it says: positive, not_interested, "
+                "referral, not_now, wrong_person, left_company or unknown, the referred "
+                "address and the not-now date."),
     "report": ("seqctl.commands.report",
                "Write one self-contained HTML page of how your sequences are doing."),
     "doctor": ("seqctl.commands.doctor",

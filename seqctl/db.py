@@ -327,6 +327,16 @@ def m_content_require_fields(db: Database) -> None:
     db.execute("ALTER TABLE sequences ADD COLUMN require_fields TEXT NOT NULL DEFAULT ''")
 
 
+@migrations()
+def m_intent_pause_on_not_now(db: Database) -> None:
+    """Reply intent (SPEC 18): the sequence key `pause_on_not_now` (off by default), and the
+    reply inbox (`seqctl replies`) reads reply events newest first."""
+    db.execute(
+        "ALTER TABLE sequences ADD COLUMN pause_on_not_now INTEGER NOT NULL DEFAULT 0"
+    )
+    db.execute("CREATE INDEX events_kind_at ON events(kind, at)")
+
+
 def connect(path: Path | None = None) -> Database:
     """Open (creating if missing) the database, apply pending migrations, and return it."""
     path = path or config.db_path()

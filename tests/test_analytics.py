@@ -154,27 +154,30 @@ def test_stats_match_hand_counted_sends_opens_clicks_and_outcomes(home):
     assert stats["sequence"] == "numbers"
     assert stats["steps"] == [
         {"step": 1, "variant": "A", "sent": 3, "opens": 3, "clicks": 2, "replies": 0,
-         "unsubscribes": 0, "bounces": 0, "meetings": 0,
-         "open_rate": 1.0, "click_rate": 0.6667, "reply_rate": 0.0},
+         "positive_replies": 0, "unsubscribes": 0, "bounces": 0, "meetings": 0,
+         "open_rate": 1.0, "click_rate": 0.6667, "reply_rate": 0.0, "positive_reply_rate": 0.0},
         {"step": 1, "variant": "B", "sent": 5, "opens": 1, "clicks": 0, "replies": 1,
-         "unsubscribes": 0, "bounces": 1, "meetings": 1,
-         "open_rate": 0.2, "click_rate": 0.0, "reply_rate": 0.2},
+         "positive_replies": 0, "unsubscribes": 0, "bounces": 1, "meetings": 1,
+         "open_rate": 0.2, "click_rate": 0.0, "reply_rate": 0.2, "positive_reply_rate": 0.0},
         # step 2 has no variant_b of its own, but B contacts follow up in B's thread: the
         # split goes on (c3, c8 and c2 are A; c4 and c5 are B)
         {"step": 2, "variant": "A", "sent": 3, "opens": 1, "clicks": 0, "replies": 1,
-         "unsubscribes": 1, "bounces": 0, "meetings": 0,
-         "open_rate": 0.3333, "click_rate": 0.0, "reply_rate": 0.3333},
+         "positive_replies": 0, "unsubscribes": 1, "bounces": 0, "meetings": 0,
+         "open_rate": 0.3333, "click_rate": 0.0, "reply_rate": 0.3333, "positive_reply_rate": 0.0},
         {"step": 2, "variant": "B", "sent": 2, "opens": 0, "clicks": 0, "replies": 0,
-         "unsubscribes": 0, "bounces": 0, "meetings": 0,
-         "open_rate": 0.0, "click_rate": 0.0, "reply_rate": 0.0},
+         "positive_replies": 0, "unsubscribes": 0, "bounces": 0, "meetings": 0,
+         "open_rate": 0.0, "click_rate": 0.0, "reply_rate": 0.0, "positive_reply_rate": 0.0},
     ]
     totals = stats["totals"]
     assert {k: totals[k] for k in analytics.COUNTERS} == {
-        "sent": 13, "opens": 5, "clicks": 2, "replies": 2, "unsubscribes": 1, "bounces": 1,
-        "meetings": 1}
+        "sent": 13, "opens": 5, "clicks": 2, "replies": 2, "positive_replies": 0,
+        "unsubscribes": 1, "bounces": 1, "meetings": 1}
     assert (totals["open_rate"], totals["click_rate"], totals["reply_rate"]) == (
         0.3846, 0.1538, 0.1538)
     assert totals["enrolled"] == 8 and totals["auto_replies"] == 1
+    # replies logged without an intent are `unknown`
+    assert totals["replies_by_intent"]["unknown"] == 2
+    assert sum(totals["replies_by_intent"].values()) == totals["replies"]
     assert stats["ab_tests"][0]["step"] == 1
     assert stats["ab_tests"][0]["verdict"].startswith("not enough data yet")
 

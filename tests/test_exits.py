@@ -57,7 +57,8 @@ def test_log_reply_exits_in_the_same_command(home, run):
     db, maildir = two_sequences(home)
     result = run("log", "reply", "ann@a.test", "--json", now=NOW)
     assert result.code == 0, result.err
-    assert result.json == {"email": "ann@a.test", "event": "reply", "exited": [1, 2]}
+    assert result.json == {"email": "ann@a.test", "event": "reply", "exited": [1, 2],
+                           "intent": "unknown"}
     assert status(db, "ann@a.test", "cold") == ("exited", "reply_received")
     assert status(db, "ann@a.test", "warm") == ("exited", "reply_received")
     listed = run("enrollments", "list", "--json").json

@@ -14,7 +14,8 @@ from tests.helpers import apply_yaml, enroll_all, setup_account, tick
 from tests.test_analytics import CONTACTS, T0, setup_tracked
 
 STEP_KEYS = {"step", "variant", "sent", "opens", "clicks", "replies", "unsubscribes", "bounces",
-             "meetings", "open_rate", "click_rate", "reply_rate"}
+             "meetings", "open_rate", "click_rate", "reply_rate", "positive_replies",
+             "positive_reply_rate"}
 
 SIMPLE = """
     name: {name}
@@ -80,8 +81,10 @@ def test_compare_ranks_by_reply_rate_with_a_significance_test(two_sequences, run
     assert result.code == 0, result.err
     doc = result.json
     assert doc["ranking"] == [
-        {"sequence": "alpha", "sent": 40, "replies": 15, "reply_rate": 0.375},
-        {"sequence": "beta", "sent": 40, "replies": 2, "reply_rate": 0.05},
+        {"sequence": "alpha", "sent": 40, "replies": 15, "reply_rate": 0.375,
+         "positive_replies": 0, "positive_reply_rate": 0.0},
+        {"sequence": "beta", "sent": 40, "replies": 2, "reply_rate": 0.05,
+         "positive_replies": 0, "positive_reply_rate": 0.0},
     ]
     expected = analytics.two_proportion_z_test(15, 40, 2, 40).p_value
     assert doc["p_value"] == pytest.approx(expected)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 import typer
 
 from seqctl import clock, output
 from seqctl.commands._common import JsonOpt, db, default, group, instant_option
-from seqctl.engine import outcomes
+from seqctl.engine import outcomes, replies
+from seqctl.engine.intent import INTENTS, ReplyIntent
 
 app = group(
     "Log a reply, meeting or bounce you learned about elsewhere (a call, another mailbox): "
@@ -25,24 +27,49 @@ SequenceOpt = Annotated[str | None, typer.Option(
 
 
 def _log(event: str, email: str, at: str | None, sequence: str | None, json_out: bool,
-         hard: bool = True) -> None:
+         hard: bool = True, intent: ReplyIntent | None = None) -> None:
     when = instant_option(at, "--at") if at else clock.now()
-    result = outcomes.log_outcome(db(), email, event, when, sequence=sequence, hard=hard)
+    result = outcomes.log_outcome(db(), email, event, when, sequence=sequence, hard=hard,
+                                  intent=intent)
     if json_out:
         output.emit_json(result)
         return
     exited = result["exited"]
-    output.info(f"{result['email']}: {result['event']} logged"
+    what = result["event"] + (f" ({result['intent']})" if result.get("intent", "unknown")
+                              != "unknown" else "")
+    output.info(f"{result['email']}: {what} logged"
                 + (f"; {len(exited)} enrollment{'s' if len(exited) != 1 else ''} exited"
                    if exited else "; no enrollment exited"))
 
 
 @app.command("reply")
-def reply(email: str, at: AtOpt = None, sequence: SequenceOpt = None,
-          json_out: JsonOpt = False) -> None:
+def reply(
+    email: str,
+    at: AtOpt = None,
+    sequence: SequenceOpt = None,
+    intent: Annotated[str | None, typer.Option(
+        "--intent", help=f"What they said: {' | '.join(INTENTS)} (acts as a synced reply's "
+                         "intent does).")] = None,
+    referral: Annotated[str | None, typer.Option(
+        "--referral", help="With --intent referral (or wrong_person, left_company): the "
+                           "address they gave; imported as a contact, with a task.")] = None,
+    not_before: Annotated[str | None, typer.Option(
+        "--not-before", help="With --intent not_now: the day to write again (YYYY-MM-DD); "
+                             "sequences with pause_on_not_now pause until then.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
     """EMAIL replied: exits `reply_received` in sequences with exit_on_reply (and colleagues
-    where exit_on_company_reply)."""
-    _log("reply", email, at, sequence, json_out)
+    where exit_on_company_reply). Example: `seqctl log reply dana@acme.com --intent not_now
+    --not-before 2026-07-01` (a call: "try me in Q3")."""
+    day = None
+    if not_before is not None:
+        try:
+            day = date.fromisoformat(not_before)
+        except ValueError:
+            raise typer.BadParameter(f"'{not_before}' is not a date (YYYY-MM-DD)",
+                                     param_hint="--not-before") from None
+    found = replies.manual_intent(intent, referral, day)
+    _log("reply", email, at, sequence, json_out, intent=found)
 
 
 @app.command("meeting")
@@ -87,5 +114,5 @@ def list_outcomes(
     if json_out:
         output.emit_json(rows)
     else:
-        output.table(rows, ["at", "event", "email", "sequence", "via", "subject"],
+        output.table(rows, ["at", "event", "intent", "email", "sequence", "via", "subject"],
                      empty="no outcomes yet")

@@ -37,17 +37,22 @@ def stats(
 def compare(
     sequence_a: Annotated[str, typer.Argument(help="First sequence.")],
     sequence_b: Annotated[str, typer.Argument(help="Second sequence.")],
+    by: Annotated[str, typer.Option(
+        "--by", help="reply: rank by reply rate | positive: by positive-reply rate (replies "
+                     "whose intent is positive).")] = "reply",
     json_out: JsonOpt = False,
 ) -> None:
-    """Rank two sequences by reply rate, with a two-proportion z-test of the difference
-    ("not enough data yet" below 30 sent emails each)."""
-    result = analytics.compare(db(), sequence_a, sequence_b)
+    """Rank two sequences by reply rate (or `--by positive`: positive-reply rate), with a
+    two-proportion z-test of the difference ("not enough data yet" below 30 sent emails
+    each). Example: `seqctl compare cold-saas-intro cold-saas-short --by positive`."""
+    result = analytics.compare(db(), sequence_a, sequence_b, by=by)
     if json_out:
         output.emit_json(result)
         return
-    rows = [{"rank": index, **row, "reply_rate": f"{row['reply_rate'] * 100:.1f}%"}
+    count, rate_key, _ = analytics.COMPARE_BY[by]
+    rows = [{"rank": index, **row, rate_key: f"{row[rate_key] * 100:.1f}%"}
             for index, row in enumerate(result["ranking"], 1)]
-    output.table(rows, ["rank", "sequence", "sent", "replies", "reply_rate"])
+    output.table(rows, ["rank", "sequence", "sent", count, rate_key])
     output.line(result["verdict"])
 
 
@@ -85,6 +90,11 @@ def show_stats(db: Database, name: str, console: Console | None = None) -> None:
         f"{_count(totals['meetings'], 'meeting')}, {totals['unsubscribes']} unsubscribed, "
         f"{totals['bounces']} bounced, "
         f"{_count(totals['auto_replies'], 'auto-reply', 'auto-replies')} (not counted)")
+    if totals["replies"]:
+        split = ", ".join(f"{intent} {n}" for intent, n in totals["replies_by_intent"].items()
+                          if n)
+        console.print(f"replies by intent: {split}; positive-reply rate "
+                      f"{percent(totals['positive_reply_rate'])}", markup=False)
     tracked = analytics.tracked(db, name)
     if not stats["steps"]:
         console.print("no emails sent yet")

@@ -10,6 +10,10 @@ How things are counted (SPEC 13):
 - `replies`, `unsubscribes`, `bounces` (hard only), `meetings`: once per enrollment and kind, on
   the step and variant of the email the first such event was attributed to (`events.record`
   attributes an outcome to the last email sent before it). Auto-replies are never replies.
+- Reply intent (SPEC 18): an enrollment's replies count once, on the step of its first reply,
+  with the intent of its latest reply (a "not now" that later says "yes" is a positive
+  reply); replies without an intent (logged by hand without `--intent`, or older) are
+  `unknown`. `positive_replies` / `positive_reply_rate` are the positive ones.
 - Rates are fractions of sent emails rounded to 4 decimals (0.1234 = 12.34 %), 0 when nothing
   was sent. Totals are the sums of the step rows.
 - Variants: an enrollment keeps its variant through the whole sequence (a B contact's
@@ -37,7 +41,10 @@ BURST_SECONDS = 5         # every link clicked within this many seconds is a mac
 MIN_SAMPLE = 30           # sent emails per arm before a significance verdict
 ALPHA = 0.05
 
-COUNTERS = ("sent", "opens", "clicks", "replies", "unsubscribes", "bounces", "meetings")
+COUNTERS = ("sent", "opens", "clicks", "replies", "positive_replies", "unsubscribes", "bounces",
+            "meetings")
+INTENTS = ("positive", "not_interested", "referral", "not_now", "wrong_person", "left_company",
+           "unknown")  # the order `seqctl stats` shows them in (engine.intent.INTENTS)
 OUTCOMES = {"reply": "replies", "unsubscribe": "unsubscribes", "bounce": "bounces",
             "meeting": "meetings"}
 
@@ -57,6 +64,7 @@ def with_rates(counts: dict[str, int]) -> dict[str, Any]:
         "open_rate": rate(counts.get("opens", 0), sent),
         "click_rate": rate(counts.get("clicks", 0), sent),
         "reply_rate": rate(counts.get("replies", 0), sent),
+        "positive_reply_rate": rate(counts.get("positive_replies", 0), sent),
     }
 
 
@@ -162,8 +170,21 @@ def _email_steps(db: Database, sequence_id: int) -> dict[int, _Step]:
     return {r[0]: _Step(None if r[3] else r[1], bool(r[2])) for r in rows}
 
 
-def _counts_by_step(db: Database, sequence_id: int,
-                    steps: dict[int, _Step]) -> dict[tuple[int, str], dict[str, int]]:
+def latest_intents(db: Database, sequence_id: int) -> dict[int, str]:
+    """Each enrollment's latest reply intent in the sequence."""
+    return {
+        enrollment_id: intent or "unknown"
+        for enrollment_id, intent in db.execute(
+            "SELECT e.enrollment_id, json_extract(e.detail_json, '$.intent') FROM events e JOIN ("
+            " SELECT MAX(id) AS id FROM events WHERE sequence_id = ? AND kind = 'reply'"
+            " AND enrollment_id IS NOT NULL GROUP BY enrollment_id) l ON l.id = e.id",
+            [sequence_id])
+    }
+
+
+def _counts_by_step(db: Database, sequence_id: int, steps: dict[int, _Step],
+                    by_intent: dict[str, int] | None = None,
+                    ) -> dict[tuple[int, str], dict[str, int]]:
     split = any(step.has_b for step in steps.values())
 
     def key(step_id: int | None, variant: str | None) -> tuple[int, str] | None:
@@ -196,14 +217,21 @@ def _counts_by_step(db: Database, sequence_id: int,
                 counts[k][counter] += number
     # the first event of each outcome kind per enrollment
     kinds = ", ".join(f"'{kind}'" for kind in OUTCOMES)
-    for kind, step_id, variant in db.execute(
-            "SELECT e.kind, e.step_id, e.variant FROM events e JOIN ("
+    intents = latest_intents(db, sequence_id)
+    for kind, step_id, variant, enrollment_id in db.execute(
+            "SELECT e.kind, e.step_id, e.variant, e.enrollment_id FROM events e JOIN ("
             f" SELECT MIN(id) AS id FROM events WHERE sequence_id = ? AND kind IN ({kinds})"
             " AND enrollment_id IS NOT NULL GROUP BY enrollment_id, kind) f ON f.id = e.id",
             [sequence_id]):
         k = key(step_id, variant)
-        if k is not None:
-            counts[k][OUTCOMES[kind]] += 1
+        if k is None:
+            continue
+        counts[k][OUTCOMES[kind]] += 1
+        if kind == "reply":
+            intent = intents.get(enrollment_id, "unknown")
+            counts[k]["positive_replies"] += intent == "positive"
+            if by_intent is not None:
+                by_intent[intent] = by_intent.get(intent, 0) + 1
     return counts
 
 
@@ -230,7 +258,8 @@ def sequence_stats(db: Database, name: str) -> dict[str, Any]:
     variants, compared on reply rate."""
     sequence_id = find_sequence(db, name)
     steps = _email_steps(db, sequence_id)
-    rows = _step_rows(steps, _counts_by_step(db, sequence_id, steps))
+    by_intent: dict[str, int] = {}
+    rows = _step_rows(steps, _counts_by_step(db, sequence_id, steps, by_intent))
     totals = {counter: sum(row[counter] for row in rows) for counter in COUNTERS}
     enrolled = db.execute("SELECT COUNT(*) FROM enrollments WHERE sequence_id = ?",
                           [sequence_id]).fetchone()[0]
@@ -250,26 +279,39 @@ def sequence_stats(db: Database, name: str) -> dict[str, Any]:
                          "significant": verdict.significant, "verdict": verdict.text})
     return {
         "sequence": name,
-        "totals": {**with_rates(totals), "enrolled": enrolled, "auto_replies": auto_replies},
+        "totals": {**with_rates(totals), "enrolled": enrolled, "auto_replies": auto_replies,
+                   "replies_by_intent": {i: by_intent.get(i, 0) for i in INTENTS}},
         "steps": rows,
         "ab_tests": ab_tests,
     }
 
 
-def compare(db: Database, name_a: str, name_b: str) -> dict[str, Any]:
-    """The `seqctl compare --json` document: both sequences ranked by reply rate, and whether
-    the difference is significant."""
+COMPARE_BY = {"reply": ("replies", "reply_rate", "reply rate"),
+              "positive": ("positive_replies", "positive_reply_rate", "positive-reply rate")}
+
+
+def compare(db: Database, name_a: str, name_b: str, by: str = "reply") -> dict[str, Any]:
+    """The `seqctl compare --json` document: both sequences ranked by reply rate (`by`
+    "reply") or positive-reply rate ("positive"), and whether the difference is
+    significant."""
+    if by not in COMPARE_BY:
+        raise SeqctlError(f"--by: '{by}' is not one of {', '.join(COMPARE_BY)}")
+    count, rate_key, label = COMPARE_BY[by]
     ranking = []
     for name in (name_a, name_b):
         totals = sequence_stats(db, name)["totals"]
         ranking.append({"sequence": name, "sent": totals["sent"], "replies": totals["replies"],
-                        "reply_rate": totals["reply_rate"]})
-    ranking.sort(key=lambda r: (-r["reply_rate"], -r["sent"]))
+                        "reply_rate": totals["reply_rate"],
+                        "positive_replies": totals["positive_replies"],
+                        "positive_reply_rate": totals["positive_reply_rate"]})
+    ranking.sort(key=lambda r: (-r[rate_key], -r["sent"]))
     first, second = ranking
-    verdict = compare_reply_rates(first["sequence"], first["replies"], first["sent"],
-                                  second["sequence"], second["replies"], second["sent"])
-    return {"ranking": ranking, "p_value": verdict.p_value, "significant": verdict.significant,
-            "enough_data": verdict.enough_data, "verdict": verdict.text}
+    verdict = compare_reply_rates(first["sequence"], first[count], first["sent"],
+                                  second["sequence"], second[count], second["sent"])
+    text = verdict.text.replace("reply rate", label) if by != "reply" else verdict.text
+    return {"by": by, "ranking": ranking, "p_value": verdict.p_value,
+            "significant": verdict.significant, "enough_data": verdict.enough_data,
+            "verdict": text}
 
 
 # --- CSV exports ---------------------------------------------------------------------------

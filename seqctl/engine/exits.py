@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -81,11 +82,11 @@ def exit_contact(
     at: datetime,
     *,
     sequence_id: int | None = None,
-    exclude: int | None = None,
+    exclude: int | Collection[int] | None = None,
     detail: dict[str, Any] | None = None,
 ) -> list[int]:
-    """Exit the contact's live enrollments whose sequence lets `reason` exit them.
-    Returns the exited enrollment ids."""
+    """Exit the contact's live enrollments whose sequence lets `reason` exit them, except
+    `exclude` (one id or several). Returns the exited enrollment ids."""
     flag = REASON_FLAG.get(reason)
     sql = (
         "SELECT e.id FROM enrollments e JOIN sequences s ON s.id = e.sequence_id "
@@ -97,9 +98,10 @@ def exit_contact(
     if sequence_id is not None:
         sql += " AND e.sequence_id = ?"
         params.append(sequence_id)
-    if exclude is not None:
-        sql += " AND e.id != ?"
-        params.append(exclude)
+    excluded = [exclude] if isinstance(exclude, int) else list(exclude or ())
+    if excluded:
+        sql += f" AND e.id NOT IN ({','.join('?' * len(excluded))})"
+        params.extend(excluded)
     exited = []
     with transaction(db):
         for (enrollment_id,) in db.execute(sql + " ORDER BY e.id", params).fetchall():
@@ -228,10 +230,13 @@ def backstop_reason(db: Database, enrollment: dict[str, Any]) -> str | None:
     if exit_on_stage_change:
         kinds["stage_changed"] = "stage_changed"
     placeholders = ",".join("?" * len(kinds))
+    # a not-now reply that paused this enrollment instead of exiting it ("kept") is no exit
     found = db.execute(
         f"SELECT kind FROM events WHERE contact_id = ? AND kind IN ({placeholders}) "
-        "AND at >= ? ORDER BY at LIMIT 1",
-        [enrollment["contact_id"], *kinds, enrollment["enrolled_at"]],
+        "AND at >= ? AND NOT (kind = 'reply' AND EXISTS (SELECT 1 FROM "
+        "json_each(events.detail_json, '$.kept') WHERE value = ?)) ORDER BY at LIMIT 1",
+        [enrollment["contact_id"], *kinds, enrollment["enrolled_at"],
+         enrollment.get("id", enrollment.get("enrollment_id"))],
     ).fetchone()
     if found:
         return kinds[found[0]]

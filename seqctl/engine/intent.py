@@ -139,10 +139,10 @@ _LIBRARY = EmailMessage(text="", languages=list(LANGUAGES), keep_hyphen_lists=Tr
 _HEADER_RE = _LIBRARY.HEADER_REGEX
 _SIGNATURE_RE = _LIBRARY.SIGNATURE_REGEX
 # Where the library's header pattern can match: its "wrote" lines and Outlook field names.
-_HEADER_HINT_RE = re.compile(
-    r"wrote:|schrieb|a \u00e9crit|escribi\u00f3|^[>* ]*(?:from|sent|to|subject|date|cc|organization"
-    r"|von|gesendet|an|betreff|datum|organisation|de|envoy\u00e9|\u00e0|objet|enviado|para|asunto"
-    r"|fecha|organizaci\u00f3n) ?:|original message",
+_HEADER_WORDS = ("wrote", "schrieb", "a \u00e9crit", "escribi\u00f3", "original message")
+_HEADER_FIELD_RE = re.compile(
+    r"^[>* ]*(?:from|sent|to|subject|date|cc|organization|von|gesendet|an|betreff|datum"
+    r"|organisation|de|envoy\u00e9|\u00e0|objet|enviado|para|asunto|fecha|organizaci\u00f3n) ?:",
     re.IGNORECASE | re.MULTILINE,
 )
 # Footers and separators the library's lists do not have (German, French and Spanish mobile
@@ -162,21 +162,43 @@ def new_text(body: str) -> str:
     """The reply's own words: quoted history, signature and mobile footer cut."""
     text = body[:_MAX_TEXT].replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
     text = "\n".join(line.strip() for line in text.split("\n"))
-    hint = _HEADER_HINT_RE.search(text)
-    if hint:
-        # the library's header pattern is slow over long text: start it two lines above the
-        # first line that could begin a header (a wrapped "On ... <\nx@y> wrote:" spans two)
-        start = text.rfind("\n", 0, hint.start())
-        for _ in range(2):
-            start = text.rfind("\n", 0, start) if start > 0 else -1
-        header = _HEADER_RE.search(text, max(start, 0))
-        if header:
-            text = text[: header.start()]
+    text = text[: _header_start(text)]
     footer = _FOOTER_RE.search(text)
     if footer:
         text = text[: footer.start()]
     text = "\n".join(line for line in text.split("\n") if not line.startswith(">"))
     return _cut_signature(text).strip()
+
+
+def _header_start(text: str) -> int:
+    """Where the first reply header (the library's pattern) begins; len(text) when none.
+    The pattern backtracks over the whole rest of the text at every line, so it is run on a
+    window around each line that could hold a header: from two lines above (a wrapped
+    "On ... <\nx@y> wrote:" spans two) to a few lines below (an Outlook block)."""
+    lowered = text.lower()
+    position = 0
+    while True:
+        found = [i for i in (lowered.find(word, position) for word in _HEADER_WORDS) if i >= 0]
+        field = _HEADER_FIELD_RE.search(text, position)
+        if field:
+            found.append(field.start())
+        if not found:
+            return len(text)
+        hint = min(found)
+        start = text.rfind("\n", 0, hint)
+        for _ in range(2):
+            start = text.rfind("\n", 0, start) if start > 0 else -1
+        start = max(start, 0)
+        header = _HEADER_RE.search(text[start : hint + _HEADER_WINDOW])
+        if header:
+            return start + header.start()
+        line_end = text.find("\n", hint)
+        if line_end < 0:
+            return len(text)
+        position = line_end + 1
+
+
+_HEADER_WINDOW = 500
 
 
 def _cut_signature(text: str) -> str:

@@ -13,10 +13,11 @@ from zoneinfo import ZoneInfo
 
 from seqctl.clock import iso
 from seqctl.db import transaction
-from seqctl.engine import events, exits, plan
+from seqctl.engine import events, exits, plan, replies
 from seqctl.engine.contacts import get_contact
 from seqctl.engine.enroll import find_enrollment
 from seqctl.engine.inbox_health import check_bounce_rate
+from seqctl.engine.intent import ReplyIntent
 from seqctl.engine.schedule import into_window
 from seqctl.errors import SeqctlError
 
@@ -48,15 +49,23 @@ def on_reply(
     *,
     enrollment_id: int | None = None,
     detail: dict[str, Any] | None = None,
+    intent: ReplyIntent | None = None,
 ) -> list[int]:
     """A reply from the contact: recorded once (on the enrollment it answered, else the newest
-    live one), and every live enrollment of the contact in a sequence with `exit_on_reply`
-    exits `reply_received`; `exit_on_company_reply` sequences also exit the replier's
-    colleagues (same non-free-mail domain) with `company_replied`."""
+    live one) with its intent, and every live enrollment of the contact in a sequence with
+    `exit_on_reply` exits `reply_received`, except those a dated not-now reply pauses
+    (`pause_on_not_now`); `exit_on_company_reply` sequences also exit the replier's
+    colleagues (same non-free-mail domain) with `company_replied`. The intent's tasks and
+    referred contact are created with it (`replies.act_on_intent`)."""
     with transaction(db):
-        _record(db, "reply", contact_id, at, enrollment_id, detail)
-        exited = exits.exit_contact(db, contact_id, "reply_received", at, detail=detail)
+        kept = replies.keep_for_not_now(db, contact_id, intent, at)
+        target = enrollment_id or _newest_enrollment(db, contact_id)
+        full = {**(detail or {}), **replies.reply_detail(intent), "kept": kept}
+        _record(db, "reply", contact_id, at, target, full)
+        exited = exits.exit_contact(db, contact_id, "reply_received", at, exclude=kept,
+                                    detail=detail)
         exited += _company_exits(db, contact_id, at)
+        replies.act_on_intent(db, contact_id, intent, at, enrollment_id=target)
     return exited
 
 
@@ -262,10 +271,12 @@ def log_outcome(
     *,
     sequence: str | None = None,
     hard: bool = True,
+    intent: ReplyIntent | None = None,
 ) -> dict[str, Any]:
     """Fire an outcome by hand, exactly as if sync had read it. `sequence` names the
     enrollment the event is credited to in stats (default: the contact's latest); the exits
-    are the same as for a synced message. Returns {"email", "event", "exited": [ids]}."""
+    are the same as for a synced message; a reply's `intent` acts as a synced one's does.
+    Returns {"email", "event", "exited": [ids]} (and "intent" for a reply)."""
     if event not in LOGGABLE:
         raise SeqctlError(f"cannot log '{event}': one of {', '.join(LOGGABLE)}")
     contact = get_contact(db, email)
@@ -273,8 +284,11 @@ def log_outcome(
     if sequence is not None:
         enrollment_id = find_enrollment(db, sequence, contact["email"])["id"]
     detail = {"via": "manual"}
+    if intent is not None and event != "reply":
+        raise SeqctlError("an intent goes with a reply only")
     if event == "reply":
-        exited = on_reply(db, contact["id"], at, enrollment_id=enrollment_id, detail=detail)
+        exited = on_reply(db, contact["id"], at, enrollment_id=enrollment_id, detail=detail,
+                          intent=intent)
     elif event == "meeting":
         exited = on_meeting(db, contact["id"], at, enrollment_id=enrollment_id, detail=detail)
     elif event == "unsubscribe":
@@ -291,7 +305,10 @@ def log_outcome(
             ).fetchall():
                 check_bounce_rate(db, inbox_id, at)
     name = event if event != "bounce" or hard else "soft_bounce"
-    return {"email": contact["email"], "event": name, "exited": exited}
+    result: dict[str, Any] = {"email": contact["email"], "event": name, "exited": exited}
+    if event == "reply":
+        result["intent"] = intent.intent if intent else "unknown"
+    return result
 
 
 OUTCOME_KINDS = ("reply", "meeting", "bounce", "soft_bounce", "unsubscribe", "auto_reply")
@@ -299,7 +316,8 @@ OUTCOME_KINDS = ("reply", "meeting", "bounce", "soft_bounce", "unsubscribe", "au
 
 def list_outcomes(db: Database, *, email: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """Recent outcomes (of one contact), newest first, whether sync read them or they were
-    logged by hand: {"id", "event", "at", "email", "sequence", "via", "subject"}."""
+    logged by hand: {"id", "event", "at", "email", "sequence", "via", "subject"}, and
+    "intent" for a reply."""
     marks = ",".join("?" * len(OUTCOME_KINDS))
     sql = (f"SELECT e.id, e.kind, e.at, c.email, s.name, e.detail_json FROM events e "
            f"LEFT JOIN contacts c ON c.id = e.contact_id "
@@ -314,5 +332,6 @@ def list_outcomes(db: Database, *, email: str | None = None, limit: int = 50) ->
         detail = json.loads(detail_json or "{}")
         rows.append({"id": event_id, "event": kind, "at": at, "email": address,
                      "sequence": sequence, "via": detail.get("via", "sync"),
-                     "subject": detail.get("subject")})
+                     "subject": detail.get("subject"),
+                     **({"intent": detail.get("intent") or "unknown"} if kind == "reply" else {})})
     return rows

@@ -166,7 +166,8 @@ def _fire(
         counts.exited += 1
         return
     reason = exits.backstop_reason(
-        db, {"sequence_id": sequence_id, "contact_id": contact_id, "enrolled_at": enrolled_at}
+        db, {"id": enrollment_id, "sequence_id": sequence_id, "contact_id": contact_id,
+             "enrolled_at": enrolled_at},
     )
     if reason:
         exits.exit_enrollment(db, enrollment_id, reason, now, {"by": "backstop"})
