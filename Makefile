@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_render.py
 	$(BIN)/python benchmarks/bench_spam.py
+	$(BIN)/python benchmarks/bench_intent.py
 
 docs: $(STAMP)
 	$(BIN)/python scripts/gen_docs.py > docs/commands.md
