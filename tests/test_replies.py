@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from seqctl.engine import outcomes
 from seqctl.engine.intent import read_intent
 from tests.helpers import apply_yaml, at, enroll_all, sent_files, setup_account, tick
+from tests.test_sync_maildir import drop, first_sent_to, reply_to
 
 MONDAY = at("2026-03-02T16:00:00Z")  # 10:00 in Chicago: step 1 goes out
 
@@ -285,3 +286,39 @@ def test_compare_by_positive_ranks_by_positive_reply_rate(home, run):
     assert text.code == 0 and "positive_reply_rate" in text.out
     code, _, err = run("compare", "alpha", "beta", "--by", "opens")
     assert code == 1 and len(err.strip().splitlines()) == 1
+
+
+# -- through sync ----------------------------------------------------------------------------
+
+
+def test_a_synced_referral_reply_is_read_from_its_new_text_and_acted_on(home, run):
+    db, maildir = setup(home, emails=("dana@acme-robotics.com",))
+    original = first_sent_to(maildir, "dana@acme-robotics.com")
+    body = (
+        "Hi Riley,\n\nI'm not the one for this - please talk to Priya Shah "
+        "<priya.shah@acme-robotics.com>, she runs RevOps.\n\nBest,\nDana\n\nSent from my iPhone"
+        "\n\nOn Mon, Mar 2, 2026 at 10:00 AM Riley Rep <rep@acme.test> wrote:\n"
+        "> Sounds good? Would you be interested in a call next week?\n"
+    )
+    drop(maildir, reply_to(original, "Dana <dana@acme-robotics.com>", body))
+    tick(db, MONDAY + timedelta(minutes=5))
+    assert enrollment(db, "dana@acme-robotics.com")[:2] == ("exited", "reply_received")
+    row = run("replies", "--json").json[0]
+    assert (row["intent"], row["referral_email"], row["step"]) == (
+        "referral", "priya.shah@acme-robotics.com", 1)
+    assert "Sent from" not in row["snippet"] and "wrote" not in row["snippet"]
+    assert tasks(db) == [("Reach out to Priya Shah priya.shah@acme-robotics.com (referred by "
+                          "dana@acme-robotics.com)", "priya.shah@acme-robotics.com", "open")]
+
+
+def test_a_synced_html_only_not_now_reply_pauses_with_pause_on_not_now(home):
+    db, maildir = setup(home, pause=True)
+    original = first_sent_to(maildir, "dana@acme-robotics.com")
+    message = reply_to(original, "dana@acme-robotics.com")
+    message.set_content(
+        "<div>Bitte melden Sie sich nach Ostern wieder.</div><div class=\"gmail_quote\">"
+        "Am Mo., 2. März 2026 schrieb Riley: Klingt gut? Gerne Termin?</div>", subtype="html")
+    drop(maildir, message)
+    tick(db, MONDAY + timedelta(minutes=5))
+    # Easter 2026 is 5 April: from Tuesday 7 April, 09:00 in Chicago
+    assert enrollment(db, "dana@acme-robotics.com") == ("paused", None, "2026-04-07T14:00:00Z")

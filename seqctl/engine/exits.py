@@ -209,7 +209,8 @@ def add_suppression(db: Database, email: str, reason: str, at: datetime) -> tupl
 def backstop_reason(db: Database, enrollment: dict[str, Any]) -> str | None:
     """Re-check every exit condition for an enrollment about to fire a step (the tick's
     backstop): a strong suppression, or an outcome recorded since enrollment that should have
-    exited it (an event whose exit was lost, e.g. to a crash)."""
+    exited it (an event whose exit was lost, e.g. to a crash). `enrollment` has
+    enrollment_id, sequence_id, contact_id and enrolled_at."""
     row = db.execute(
         "SELECT s.exit_on_reply, s.exit_on_booking, s.exit_on_stage_change, "
         "s.exit_on_company_reply, c.email FROM sequences s, contacts c "
@@ -236,7 +237,7 @@ def backstop_reason(db: Database, enrollment: dict[str, Any]) -> str | None:
         "AND at >= ? AND NOT (kind = 'reply' AND EXISTS (SELECT 1 FROM "
         "json_each(events.detail_json, '$.kept') WHERE value = ?)) ORDER BY at LIMIT 1",
         [enrollment["contact_id"], *kinds, enrollment["enrolled_at"],
-         enrollment.get("id", enrollment.get("enrollment_id"))],
+         enrollment["enrollment_id"]],
     ).fetchone()
     if found:
         return kinds[found[0]]

@@ -40,6 +40,7 @@ SEQUENCE_DEFAULTS: dict[str, Any] = {
     "exit_on_booking": True,
     "exit_on_company_reply": False,
     "pause_on_auto_reply": True,
+    "pause_on_not_now": False,
     "track_opens": False,
     "track_clicks": False,
     "require_fields": "",   # stored: "" (none), "all", or "first_name,company_name"

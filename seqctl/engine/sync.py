@@ -299,7 +299,8 @@ def apply_verdict(
     elif verdict.kind == "unsubscribe":
         outcomes.on_unsubscribe(db, contact_id, at, enrollment_id=enrollment_id, detail=detail)
     else:
-        outcomes.on_reply(db, contact_id, at, enrollment_id=enrollment_id, detail=detail)
+        outcomes.on_reply(db, contact_id, at, enrollment_id=enrollment_id, detail=detail,
+                          intent=verdict.intent)
     return contact_id, enrollment_id
 
 

@@ -166,8 +166,8 @@ def _fire(
         counts.exited += 1
         return
     reason = exits.backstop_reason(
-        db, {"id": enrollment_id, "sequence_id": sequence_id, "contact_id": contact_id,
-             "enrolled_at": enrolled_at},
+        db, {"enrollment_id": enrollment_id, "sequence_id": sequence_id,
+             "contact_id": contact_id, "enrolled_at": enrolled_at},
     )
     if reason:
         exits.exit_enrollment(db, enrollment_id, reason, now, {"by": "backstop"})

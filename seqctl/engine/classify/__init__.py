@@ -43,7 +43,8 @@ Checks run in this order, the first match wins:
    PARTSTAT=ACCEPTED, or PUBLISH with attendees. A CANCEL is not a booking and is
    ``ignored``. A declined or tentative REPLY falls through to ``reply``: the contact did
    answer us.
-8. reply: everything else.
+8. reply: everything else, with its intent (`seqctl.engine.intent`, SPEC section 18) read
+   from the body's new text.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from seqctl.engine.classify.mime import (
 )
 from seqctl.engine.classify.unsubscribe import _unsubscribe
 from seqctl.engine.classify.verdict import KINDS, ClassifyContext, Verdict
+from seqctl.engine.intent import read_intent
 
 __all__ = ["KINDS", "ClassifyContext", "Verdict", "classify", "parse_return_date"]
 
@@ -142,4 +144,10 @@ def _classify(raw: bytes, ctx: ClassifyContext) -> Verdict:
 
     verdict.kind = "reply"
     verdict.reason = booking.reason if booking else "no automatic or special signal"
+    verdict.intent = read_intent(
+        _body_text(msg),
+        ctx.received_at or _date_header(msg),
+        sender=sender,
+        own_addresses=ctx.our_addresses,
+    )
     return verdict

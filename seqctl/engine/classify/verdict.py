@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from seqctl.engine.intent import ReplyIntent
+
 KINDS = ("bounce", "spam_complaint", "auto_reply", "unsubscribe", "meeting", "reply", "ignored")
 
 _MAX_TEXT = 200_000
@@ -38,3 +40,4 @@ class Verdict:
     attendees: list[str] = field(default_factory=list)
     calendar_method: str | None = None
     reason: str = ""
+    intent: ReplyIntent | None = None  # a reply's intent (SPEC 18), read from its new text
