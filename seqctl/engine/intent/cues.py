@@ -3,13 +3,12 @@ folded text (lower case, no accents: see `text.fold`)."""
 
 from __future__ import annotations
 
-import re
-
 from seqctl.engine.intent.dates import EVENTS, MONTHS
+from seqctl.engine.intent.text import LazyPattern, lazy
 
 
-def _cues(*phrases: str) -> re.Pattern[str]:
-    return re.compile(r"(?<![\w])(?:" + "|".join(phrases) + r")(?![\w])")
+def _cues(*phrases: str) -> LazyPattern:
+    return lazy(r"(?<![\w])(?:" + "|".join(phrases) + r")(?![\w])")
 
 
 LEFT_COMPANY = _cues(

@@ -13,11 +13,14 @@ import calendar
 import re
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from dateparser.date import DateDataParser
 from dateutil.easter import easter
 
-from seqctl.engine.intent.text import LANGUAGES
+from seqctl.engine.intent.text import LANGUAGES, lazy
+
+if TYPE_CHECKING:
+    from dateparser.date import DateDataParser
 
 _MAX_AHEAD = timedelta(days=731)
 
@@ -66,21 +69,21 @@ _FROM_WORDS = ("from", "starting", "not before", "ab", "nicht vor", "a partir de
                "jusqu'au", "hasta", "hasta el")
 _AFTER = "(?:" + "|".join(sorted((re.escape(w) for w in _AFTER_WORDS + _FROM_WORDS), key=len,
                                reverse=True)) + ")"
-_RELATIVE_RE = re.compile(
+_RELATIVE_RE = lazy(
     r"(?<![\w])(?:in|within|dans|en|dentro de|d'ici) (" + "|".join(
         sorted((re.escape(k) for k in _NUMBER_WORDS), key=len, reverse=True)
     ) + r"|\d{1,2}) (" + "|".join(sorted(_UNITS, key=len, reverse=True)) + r")(?![\w])"
 )
-_QUARTER_RE = re.compile(
+_QUARTER_RE = lazy(
     r"(?<![\w])(?:(" + _AFTER + r") )?(?:(?:the |im |au |el |en el |le )?(?:q([1-4])(?: ?'?((?:20)?\d\d))?"
     r"|(" + "|".join(re.escape(k) for k in sorted(_ORDINALS, key=len, reverse=True))
     + r") (?:quarter|quartal|trimestre)))(?![\w])"
 )
-_NEXT_QUARTER_RE = re.compile(
+_NEXT_QUARTER_RE = lazy(
     r"(?<![\w])(?:next|following|coming|nachsten|kommenden|prochain|proximo|siguiente) "
     r"(?:quarter|quartal|trimestre)|trimestre (?:prochain|que viene)"
 )
-_NEXT_YEAR_RE = re.compile(
+_NEXT_YEAR_RE = lazy(
     r"(?<![\w])(?:next year|next fiscal|next financial year|in the new year|(?:nachstes|kommendes"
     r"|nachsten|kommenden|neuen) jahr|l'annee prochaine|(?:l'an|l'exercice) prochain|el (?:ano|"
     r"ejercicio) (?:que viene|proximo|siguiente)|el proximo ano|(?:after|nach|apres|despues de) "
@@ -96,7 +99,7 @@ _SEASONS = {
     "christmas": (12, 24), "weihnachten": (12, 24), "noel": (12, 24), "navidad": (12, 24),
 }  # fmt: skip
 _SEASON_ENDS = {(6, 21): (9, 1), (9, 22): (12, 1), (9, 1): (10, 1), (12, 24): (1, 7)}
-_SEASON_RE = re.compile(
+_SEASON_RE = lazy(
     r"(?<![\w])(" + _AFTER + r"|in|im|en|au|a|this|diesen|cet|este|during|wahrend|pendant|durante"
     r"|around|um|vers|hacia|next|nachsten|kommenden|prochain|proximo) (?:the |dem |den |der |le "
     r"|la |les |el |los |l')?(" + "|".join(
@@ -108,7 +111,7 @@ _MODIFIERS = {
     "a mediados de": 15, "mediados de": 15, "end of": 25, "late": 25, "the end of": 25,
     "ende": 25, "fin": 25, "a finales de": 25, "finales de": 25,
 }  # fmt: skip
-_DATE_PHRASE_RE = re.compile(
+_DATE_PHRASE_RE = lazy(
     r"(?<![\w])(?:(" + _AFTER + r"|on|am|le|el|around|in|im|en|courant|the week of|la semaine du"
     r"|la semana del) )?(?:(?:the|le|el|dem|den) )?(?:(?:month of|mois d'|mois de|mes de|monat) )?(?:("
     + "|".join(sorted((re.escape(k) for k in _MODIFIERS), key=len, reverse=True))
@@ -117,7 +120,7 @@ _DATE_PHRASE_RE = re.compile(
 )
 # month words that are also ordinary words, read as a month only with a day or a preposition
 _AMBIGUOUSMONTHS = frozenset("may mar jan jun jul aug sep oct nov dec feb apr mai".split())
-_NUMERIC_RE = re.compile(
+_NUMERIC_RE = lazy(
     r"(?<![\w/.])(?:(" + _AFTER + r") (?:the |dem |den |le |el )?)?(\d{1,2})[./](\d{1,2})(?:[./]((?:20)?\d\d))?\.?(?![\w/])"
 )
 _DATE_ORDER = {"en": "MDY", "de": "DMY", "fr": "DMY", "es": "DMY"}
@@ -155,7 +158,7 @@ def _quarter_start(year: int, quarter: int) -> date:
     return date(year, (quarter - 1) % 4 * 3 + 1, 1)
 
 
-_NEXT_RE = re.compile(
+_NEXT_RE = lazy(
     r"(?<![\w])(?:next (?:month|week)|(?:nachsten|kommenden) (?:monat|woche)|nachste woche"
     r"|(?:le mois|la semaine) prochain(?:e)?|(?:le |la )?(?:mois|semaine) (?:prochain|prochaine)"
     r"|(?:el )?(?:proximo|siguiente) mes|(?:el )?mes que viene|la (?:proxima|siguiente) semana"
@@ -294,6 +297,10 @@ def _read_date(words: str, language: str) -> tuple[int, int, int | None, str] | 
 
 @lru_cache(maxsize=8)
 def _date_parser(language: str) -> DateDataParser:
+    # imported on first use: dateparser takes longer to import than a seqctl command to run,
+    # and only a not-now reply with a month in it needs it
+    from dateparser.date import DateDataParser
+
     return DateDataParser(
         languages=[language],
         settings={

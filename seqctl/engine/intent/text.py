@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Iterator
+from functools import cache
 
 from mailparser_reply.parser import EmailMessage
 
@@ -19,19 +21,54 @@ _MAX_TEXT = 20_000  # a reply's new text is short; a pasted novel is read up to 
 # mail-parser-reply's compiled patterns for our four languages: reply headers ("On ... wrote:",
 # "Am ... schrieb", "Le ... a écrit", "El ... escribió", Outlook's From:/Von:/De: blocks) and
 # signatures (closings, "--", "Sent from my iPhone", "Get Outlook for iOS").
-_LIBRARY = EmailMessage(text="", languages=list(LANGUAGES), keep_hyphen_lists=True)
-_HEADER_RE = _LIBRARY.HEADER_REGEX
-_SIGNATURE_RE = _LIBRARY.SIGNATURE_REGEX
+
+
+class LazyPattern:
+    """A regular expression compiled on first use. Every seqctl command imports this package
+    (through the commands that show intents); only sync and `read_intent` need the patterns,
+    and compiling them all takes longer than starting the command."""
+
+    def __init__(self, build: Callable[[], re.Pattern[str]]):
+        self._build = build
+        self._pattern: re.Pattern[str] | None = None
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        if self._pattern is None:
+            self._pattern = self._build()
+        return self._pattern
+
+    def search(self, text: str, pos: int = 0) -> re.Match[str] | None:
+        return self.pattern.search(text, pos)
+
+    def match(self, text: str, pos: int = 0) -> re.Match[str] | None:
+        return self.pattern.match(text, pos)
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        return self.pattern.finditer(text)
+
+
+def lazy(pattern: str, flags: int = 0) -> LazyPattern:
+    return LazyPattern(lambda: re.compile(pattern, flags))
+
+
+@cache
+def _library() -> EmailMessage:
+    return EmailMessage(text="", languages=list(LANGUAGES), keep_hyphen_lists=True)
+
+
+_HEADER_RE = LazyPattern(lambda: _library().HEADER_REGEX)
+_SIGNATURE_RE = LazyPattern(lambda: _library().SIGNATURE_REGEX)
 # Where the library's header pattern can match: its "wrote" lines and Outlook field names.
 _HEADER_WORDS = ("wrote", "schrieb", "a \u00e9crit", "escribi\u00f3", "original message")
-_HEADER_FIELD_RE = re.compile(
+_HEADER_FIELD_RE = lazy(
     r"^[>* ]*(?:from|sent|to|subject|date|cc|organization|von|gesendet|an|betreff|datum"
     r"|organisation|de|envoy\u00e9|\u00e0|objet|enviado|para|asunto|fecha|organizaci\u00f3n) ?:",
     re.IGNORECASE | re.MULTILINE,
 )
 # Footers and separators the library's lists do not have (German, French and Spanish mobile
 # clients, forwarded-message lines).
-_FOOTER_RE = re.compile(
+_FOOTER_RE = lazy(
     r"^(?:von meinem \S+(?: \S+)? gesendet|gesendet von meinem|envoy[ée] de mon|envoy[ée] "
     r"depuis|obtenir outlook pour|outlook f[üu]r (?:ios|android)|descargar outlook para"
     r"|obtener outlook para|enviado desde|-{2,} ?(?:forwarded message|weitergeleitete nachricht"
@@ -150,7 +187,7 @@ def detect_language(folded: str) -> str:
 
 _ADDRESS_RE = re.compile(r"(?<![\w.+-])[\w.+'-]+@[\w-]+(?:\.[\w-]+)+(?<!\.)")
 _NAME_WORD = r"[A-ZÀ-ÖØ-Þ][\w'’-]+"
-_NAME_BEFORE_RE = re.compile(
+_NAME_BEFORE_RE = lazy(
     rf"({_NAME_WORD}(?: {_NAME_WORD}){{0,2}})\s*(?:<|\(|\[|-|–|—|,|:| at| unter| a l'adresse"
     r"| en)?\s*(?:mailto:)?$"
 )
