@@ -8,7 +8,7 @@ of two years. The time covers the whole of `read_intent`: cutting quotes and sig
 cues, the referral address and the not-now date (dateparser's reading of the same words is
 cached, as it is in use; the reply's day then picks the year). The CPU time is printed too:
 on a busy machine the wall time is mostly waiting. Module import and dateparser's first load
-of its language data are measured apart (they happen once per process).
+of its language data are measured apart (they happen once per process, on first use).
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
 
-    print(f"import seqctl.engine.intent (dateparser, mail-parser-reply): {imported:.2f} s")
-    print(f"first date in each language (dateparser loads its data): {warm:.2f} s")
+    print(f"import seqctl.engine.intent (patterns compile on first use): {imported:.2f} s")
+    print("first reply with a date in each language (imports dateparser, compiles the "
+          f"patterns, loads its language data): {warm:.2f} s")
     print(f"{args.replies:,} replies: {elapsed:.2f} s ({args.replies / elapsed:,.0f} replies/s), "
           f"CPU time {cpu:.2f} s, load average {os.getloadavg()[0]:.1f}")
     print("by intent: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
