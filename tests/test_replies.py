@@ -322,3 +322,13 @@ def test_a_synced_html_only_not_now_reply_pauses_with_pause_on_not_now(home):
     tick(db, MONDAY + timedelta(minutes=5))
     # Easter 2026 is 5 April: from Tuesday 7 April, 09:00 in Chicago
     assert enrollment(db, "dana@acme-robotics.com") == ("paused", None, "2026-04-07T14:00:00Z")
+
+
+def test_a_referral_to_a_suppressed_address_imports_nothing_and_makes_no_task(home):
+    db, _ = setup(home)
+    db.execute("INSERT INTO suppressions (email, reason, created_at) VALUES "
+               "('jane@acme-robotics.com', 'unsubscribed', '2026-01-01T00:00:00Z')")
+    reply(db, "dana@acme-robotics.com", "Please contact jane@acme-robotics.com instead.")
+    assert tasks(db) == []
+    assert db.execute("SELECT COUNT(*) FROM contacts WHERE email = 'jane@acme-robotics.com'"
+                      ).fetchone()[0] == 0

@@ -139,7 +139,9 @@ def act_on_intent(
     sequence_id = _sequence_of(db, enrollment_id)
     owner = owner or _rep_of(db, enrollment_id)
     referred = found.referral_email
-    if referred and referred.lower() != email.lower() and not exits.is_suppressed(db, referred):
+    if referred and exits.is_suppressed(db, referred):
+        return []  # never a task to write to an address that asked not to be written to
+    if referred and referred.lower() != email.lower():
         referred_id = _import_referred(db, referred, found.referral_name, company, owner, at)
         name = found.referral_name or ""
         title = f"Reach out to {name + ' ' if name else ''}{referred} (referred by {who})"
