@@ -259,3 +259,19 @@ def test_any_text_gives_an_intent_and_never_raises(text):
     assert result.language in LANGUAGES
     if result.not_before is not None:
         assert result.not_before > RECEIVED.date()
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("Let me loop in Sarah from our ops team, sarah.k@acme-robotics.com", "referral"),
+        ("Please get in touch with my colleague Rachel.", "referral"),
+        ("Get in touch in Q3.", "not_now"),
+        ("Can you send me some case studies?", "positive"),
+        ("I am not sure this is for us.", "unknown"),  # "sure" is no yes after "not"
+        ("Please stop emailing me.", "not_interested"),
+        ("Yes", "positive"),
+    ],
+)
+def test_phrases_found_after_the_corpus(text, intent):
+    assert read_intent(text, RECEIVED).intent == intent

@@ -89,7 +89,8 @@ REFERRAL = _cues(
     r"|with)",
     r"(?:please |best to |better to |you should |try |you can |you could )?(?:contact|email|e-mail"
     r"|ping|write to|try)",
-    r"(?:cc'?ing|cc'?d|cc:|copied|copying|looping in|looped in|adding|forwarding|forwarded)",
+    r"(?:cc'?ing|cc'?d|cc:|copied|copying|loop in|looping in|looped in|bringing in|adding"
+    r"|forwarding|forwarded|introducing|introduce you)",
     r"(?:my|our) (?:colleague|coworker|co-worker|boss|manager|head of|cto|ceo|cfo|vp|director)",
     r"(?:she|he|they)(?:'s| is| are| handles| owns| manages| runs| leads| would be| will be| can)",
     r"(?:right|best|better) (?:person|contact|fit|one)",
@@ -118,7 +119,7 @@ REFERRAL = _cues(
 )
 # A referral to a named colleague without an address ("talk to my colleague Jane").
 REFERRAL_NAMED = _cues(
-    r"(?:talk|speak|reach out|check) (?:to|with) (?:my|our) (?:colleague|coworker|boss|manager|head of \w+|cto"
+    r"(?:talk|speak|reach out|check|get in touch|connect|chat) (?:to|with) (?:my|our) (?:colleague|coworker|boss|manager|head of \w+|cto"
     r"|ceo|cfo|vp of \w+)",
     r"(?:my|our) (?:colleague|coworker) [a-z]+ (?:handles|owns|manages|runs|looks after|is "
     r"(?:responsible|in charge|the right))",
@@ -131,10 +132,10 @@ REFERRAL_NAMED = _cues(
 
 NOT_NOW_STRONG = _cues(
     # en
-    r"(?:reach|circle|check|come|get|touch|loop|ping|follow|revisit|reconnect|try|contact|email"
-    r"|write)(?: (?:me|us|back|base|up|out|again|this|it|in touch|with me|with us)){0,3}"
-    r" (?:in|after|next|around|closer to|early|later|once|towards|toward|at the end of|from|by"
-    r"|mid|end of|the week of|again in|again after)",
+    r"(?:reach|circle|check|come|get|touch|loop back|ping|follow|revisit|reconnect|try|contact"
+    r"|email|write)(?: (?:me|us|back|base|up|out|again|this|it|in touch|with me|with us)){0,3}"
+    r" (?:in(?! touch with| with)|after|next|around|closer to|early|later|once|towards|toward"
+    r"|at the end of|from|by|mid|end of|the week of|again in|again after)",
     r"circle back",
     r"(?:maybe|perhaps|possibly|probably|try again|ask again|ask me|check back) (?:later|next|in|"
     r"after|again)",
@@ -210,7 +211,11 @@ NOT_INTERESTED = _cues(
     r"(?:we're|we are|i'm|i am) (?:happy|all set|good|covered|set|satisfied|fine) with",
     r"(?:we|i) (?:already|currently) (?:use|have|work with|signed|partner|run|rely on|pay for)",
     r"already (?:using|have a|signed|working with|partnered|invested)",
-    r"(?:please )?(?:don't|do not|stop) (?:contact|email|e-mail|reach|message|bother|write)",
+    r"(?:please )?(?:don't|do not|stop) (?:contact|email|e-mail|reach|message|bother|writ)(?:ing"
+    r"|e)?",
+    r"(?:isn't|is not|not) something (?:we'd|we would|we|i'd|i would|i) (?:use|need|want|buy)",
+    r"(?:i'd|i would|we'd|we would) rather not",
+    r"nope",
     r"take (?:me|us) off",
     r"not (?:looking|in the market|something we need|needed|a priority for us)",
     r"(?:we'll|we will|i'll|i will|going to) pass",
@@ -306,7 +311,7 @@ POSITIVE = _cues(
     r"(?:book|schedule|set up|grab|find|arrange) (?:a|some|time|a time|the) ?(?:call|time|meeting"
     r"|demo|chat|slot)?",
     r"(?:send|share|forward) (?:me |us |over )?(?:more|some|the|a|your) (?:info|information"
-    r"|details|pricing|deck|case stud|one-pager|overview|brochure|link)",
+    r"|details|pricing|deck|case stud(?:y|ies)|one-pager|overview|brochure|link)",
     r"(?:how much|what (?:does|do|would) .{1,30} cost|pricing)",
     r"(?:are you|you) (?:free|available)",
     r"(?:what|which) (?:time|times|day|days|slots) (?:work|suit|are good)",
@@ -314,7 +319,9 @@ POSITIVE = _cues(
     r"tell me more",
     r"(?:works|work) for (?:me|us)",
     r"count (?:me|us) in",
-    r"(?:yes|yeah|yep|sure|absolutely|definitely|of course)(?: please)?[,.! ]",
+    r"(?<!not )(?<!n't )(?:yes|yeah|yep|sure|absolutely|definitely|of course)(?: please)?"
+    r"(?:[,.!]| |$)",
+    r"talk soon",
     r"demo",
     r"curious",
     r"(?:monday|tuesday|wednesday|thursday|friday|tomorrow|today)(?: morning| afternoon)? (?:at|works"
@@ -355,7 +362,7 @@ POSITIVE = _cues(
     r"(?:oui|d'accord|bien sur)[,.! ]",
     # es
     r"(?:me|nos) interesa",
-    r"(?:estoy|estamos) interesad",
+    r"(?:estoy|estamos) interesad[oa]s?",
     r"(?:me|nos) parece (?:muy )?(?:interesante|bien|buena idea)",
     r"(?:podemos|podriamos|puedes|podrias) (?:hablar|vernos|llamarnos|quedar|agendar|tener)",
     r"cuentame mas",
