@@ -10,8 +10,10 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from functools import cache
+from typing import TYPE_CHECKING
 
-from mailparser_reply.parser import EmailMessage
+if TYPE_CHECKING:
+    from mailparser_reply.parser import EmailMessage
 
 LANGUAGES = ("en", "de", "fr", "es")
 _MAX_TEXT = 20_000  # a reply's new text is short; a pasted novel is read up to here
@@ -54,6 +56,9 @@ def lazy(pattern: str, flags: int = 0) -> LazyPattern:
 
 @cache
 def _library() -> EmailMessage:
+    # imported on first use, like the patterns below: only a reply needs it
+    from mailparser_reply.parser import EmailMessage
+
     return EmailMessage(text="", languages=list(LANGUAGES), keep_hyphen_lists=True)
 
 
