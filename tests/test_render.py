@@ -285,6 +285,9 @@ LIMIT_BREAKERS = [
     ('{{ (1).to_bytes(100000000, "big") }}', "int.to_bytes() is not allowed"),
     ('{{ "a\t".expandtabs(100000000) }}', "str.expandtabs() is not allowed"),
     ('{{ "x".encode() }}', "str.encode() is not allowed"),
+    ('{% for i in range(1000) %}{% set x = "a" * 100000 %}{% endfor %}', "builds too much"),
+    ('{% for i in range(1000) %}{% set x = ("a" * 90000) ~ ("b" * 90000) %}{% endfor %}',
+     "builds too much"),
     ("{{ ''.__class__ }}", "unsafe"),
     ('{% set l = [1] %}{{ l.extend(l) }}', "unsafe"),
 ]

@@ -21,7 +21,8 @@ Limits (SPEC 8), so that no template can stall a tick or grow a message without 
   not streamed);
 - widths and precisions in `center`, `indent`, `format`, `%` and `str.format` are at most
   1,000; `*`, `replace`, `join` and `wordwrap` may not produce more than 100,000 items;
-  a value kept with `{% set %}` or `{% with %}` is at most 256 KiB;
+  a value kept with `{% set %}` or `{% with %}` is at most 256 KiB; all of those together
+  at most 16 million in one render (a loop building large values it never prints);
 - only harmless methods of strings, lists and dicts can be called (no `encode`, `translate`,
   `to_bytes`, ...), and lists and dicts cannot be changed.
 """
@@ -36,6 +37,7 @@ import operator
 import re
 import string
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -174,6 +176,23 @@ def _check_width(width: Any) -> None:
 def _check_product(count: int, what: str) -> None:
     if count > _MAX_PRODUCT_LENGTH:
         raise SecurityError(f"result of {what} too large")
+    _spend(count)
+
+
+# What one render may build in all, in characters or items: a loop of 1,000 rounds that each
+# make a large value (never printed) must stop too. A normal email uses a few thousand.
+_MAX_WORK = 16 * 1024 * 1024
+_work: ContextVar[list[int]] = ContextVar("seqctl_render_work")
+
+
+def _spend(amount: int) -> None:
+    budget = _work.get(None)
+    if budget is None:
+        return
+    budget[0] -= amount
+    if budget[0] < 0:
+        raise SecurityError("the template builds too much while rendering "
+                            f"(over {_MAX_WORK // (1024 * 1024)} million characters)")
 
 
 def _check_replace(text: Any, old: Any, new: Any, count: Any = None) -> None:
@@ -348,7 +367,11 @@ def _loop_items(items: Any) -> Any:
 def _kept_value(value: Any) -> Any:
     """A value kept with `{% set %}` or `{% with %}`, refused over the part limit, so that
     re-setting a variable from itself cannot double it without bound."""
-    return _refuse_big(value, MAX_PART_BYTES, "a value kept with set")
+    weight = _weight(value, MAX_PART_BYTES)
+    if weight > MAX_PART_BYTES:
+        raise SecurityError("a value kept with set is too large")
+    _spend(weight)
+    return value
 
 
 def _make_environment() -> _MergeEnvironment:
@@ -470,6 +493,7 @@ def render(template: str, context: Mapping[str, Any]) -> str:
     if "{" not in template and "\r" not in template:
         return template
     compiled = _compile(template)
+    budget = _work.set([_MAX_WORK])
     try:
         return _bounded_text(compiled, context)
     except SecurityError as error:
@@ -482,6 +506,8 @@ def render(template: str, context: Mapping[str, Any]) -> str:
         if isinstance(error, RenderError):
             raise
         raise RenderError(f"template error: {type(error).__name__}: {error}") from None
+    finally:
+        _work.reset(budget)
 
 
 def _template_line(compiled: Template, error: BaseException) -> int | None:
