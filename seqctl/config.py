@@ -15,6 +15,7 @@ SETTINGS_DEFAULTS: dict[str, str] = {
     "unsubscribe_mailto": "",
     "sync_schedule": "*/5 * * * *",
     "bounce_pause_threshold": "0.05",
+    "max_send_attempts": "8",
 }
 
 _db_override: Path | None = None

@@ -337,6 +337,23 @@ def m_intent_pause_on_not_now(db: Database) -> None:
     db.execute("CREATE INDEX events_kind_at ON events(kind, at)")
 
 
+@migrations()
+def m_sending_throttle_and_spacing(db: Database) -> None:
+    """A throttled inbox waits until `status_until`; `--spacing` keeps a random gap between
+    an inbox's sends (`next_send_at`); a recipient's temporary refusals are counted from
+    `deferred_since` (the 72 h soft-bounce limit)."""
+    run_script(
+        db,
+        """
+        ALTER TABLE inboxes ADD COLUMN status_until TEXT;
+        ALTER TABLE inboxes ADD COLUMN spacing_min INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE inboxes ADD COLUMN spacing_max INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE inboxes ADD COLUMN next_send_at TEXT;
+        ALTER TABLE outbox ADD COLUMN deferred_since TEXT;
+        """,
+    )
+
+
 def connect(path: Path | None = None) -> Database:
     """Open (creating if missing) the database, apply pending migrations, and return it."""
     path = path or config.db_path()

@@ -21,7 +21,10 @@ from seqctl.errors import SeqctlError
 from seqctl.providers.base import (
     AuthRevokedError,
     InboxInfo,
+    MessageRejectedError,
     ProviderError,
+    RecipientRejectedError,
+    SenderLimitError,
     TransientError,
     UndecidableError,
 )
@@ -34,7 +37,13 @@ from seqctl.providers.gmail import (
     connect_gmail,
     import_gmail_credentials,
 )
-from seqctl.providers.oauth import parse_retry_after, redact, token_file_name, token_path
+from seqctl.providers.oauth import (
+    parse_retry_after,
+    redact,
+    retry_after_in_text,
+    token_file_name,
+    token_path,
+)
 
 ADDRESS = "rep@example.com"
 
@@ -187,12 +196,12 @@ def test_a_revoked_grant_raises_auth_revoked_with_how_to_reconnect(provider, gma
 
 
 def test_other_client_errors_carry_the_api_message(provider, gmail):
-    gmail.fail_next(400, body={"error": {"code": 400, "message": "Invalid To header",
-                                         "status": "INVALID_ARGUMENT"}})
+    gmail.fail_next(400, body={"error": {"code": 400, "message": "Precondition check failed.",
+                                         "status": "FAILED_PRECONDITION"}})
     with pytest.raises(Exception) as caught:
         provider.send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
     assert type(caught.value).__name__ == "ProviderError"
-    assert "Invalid To header" in str(caught.value)
+    assert "Precondition check failed." in str(caught.value)
 
 
 def test_retry_after_reads_seconds_and_http_dates():
@@ -499,3 +508,86 @@ def test_a_send_that_times_out_after_reaching_gmail_is_undecidable(tmp_path, gma
     time.sleep(0.6)
     assert gmail.deliveries["<m1@seqctl.test>"] == 1          # it did go through
     assert provider.find_sent("<m1@seqctl.test>") is not None  # and reconcile sees it
+
+
+# -- whose problem a refusal is -----------------------------------------------------------
+
+
+def google_error(status: int, reason: str, message: str) -> dict:
+    """An error body as Gmail writes it (developers.google.com/gmail/api/guides/handle-errors)."""
+    return {"error": {"code": status, "message": message, "status": "RESOURCE_EXHAUSTED",
+                      "errors": [{"domain": "usageLimits", "reason": reason,
+                                  "message": message}]}}
+
+
+@pytest.mark.parametrize("status", [403, 429])
+@pytest.mark.parametrize("reason, daily", [
+    ("dailyLimitExceeded", True),
+    ("userRateLimitExceeded", False),
+    ("rateLimitExceeded", False),
+])
+def test_the_mailbox_limits_are_the_senders_problem(provider, gmail, status, reason, daily):
+    gmail.fail_next(status, path=r"messages/send$",
+                    body=google_error(status, reason, "Limit exceeded"))
+    with pytest.raises(SenderLimitError) as caught:
+        provider.send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+    assert caught.value.daily is daily and caught.value.until is None
+    assert "Limit exceeded" in str(caught.value)
+    assert gmail.deliveries["<m1@seqctl.test>"] == 0
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_retry_after_in_the_message_names_when_the_limit_ends(provider, gmail, status):
+    gmail.fail_next(status, path=r"messages/send$", body=google_error(
+        status, "rateLimitExceeded",
+        "User-rate limit exceeded.  Retry after 2026-03-02T15:30:00.000Z"))
+    with pytest.raises(SenderLimitError) as caught:
+        provider.send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+    assert caught.value.until == datetime(2026, 3, 2, 15, 30, tzinfo=UTC)
+
+
+def test_retry_after_in_the_message_alone_is_a_sender_limit(provider, gmail):
+    gmail.fail_next(403, path=r"messages/send$", body=google_error(
+        403, "forbidden", "Sending limit reached. Retry after 2026-03-03T09:00:00Z"))
+    with pytest.raises(SenderLimitError) as caught:
+        provider.send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+    assert caught.value.until == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+
+
+def test_429_without_a_quota_reason_stays_a_plain_transient_error(provider, gmail):
+    gmail.fail_next(429, retry_after=3, path=r"messages/send$")
+    with pytest.raises(TransientError) as caught:
+        provider.send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+    assert not isinstance(caught.value, SenderLimitError)
+    assert caught.value.retry_after == 3
+
+
+def test_an_invalid_recipient_is_the_recipients_problem(provider, gmail):
+    gmail.fail_next(400, path=r"messages/send$", body={"error": {
+        "code": 400, "message": "Invalid To header", "status": "INVALID_ARGUMENT",
+        "errors": [{"reason": "invalidArgument", "message": "Invalid To header"}]}})
+    with pytest.raises(RecipientRejectedError, match="Invalid To header"):
+        provider.send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+
+
+def test_a_message_too_large_is_the_messages_problem(provider, gmail):
+    gmail.fail_next(413, path=r"messages/send$", body={"error": {
+        "code": 413, "message": "Request payload size exceeds the limit: 36700160 bytes."}})
+    with pytest.raises(MessageRejectedError, match="exceeds the limit"):
+        provider.send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+
+
+def test_a_rate_limit_while_reading_is_transient_for_sync(provider, gmail):
+    gmail.fail_next(429, path=r"/history$|/profile$",
+                    body=google_error(429, "rateLimitExceeded", "Too many requests"))
+    with pytest.raises(TransientError):
+        provider.fetch_new(None)
+
+
+def test_retry_after_text_is_read_as_utc():
+    assert retry_after_in_text("Retry after 2026-03-02T15:30:00.000Z") == datetime(
+        2026, 3, 2, 15, 30, tzinfo=UTC)
+    assert retry_after_in_text("retry after 2026-03-02T16:30:00+01:00") == datetime(
+        2026, 3, 2, 15, 30, tzinfo=UTC)
+    assert retry_after_in_text("Retry later") is None
+    assert retry_after_in_text("Retry after 2026-13-40T99:99:99Z") is None

@@ -17,7 +17,10 @@ from seqctl.errors import SeqctlError
 from seqctl.providers.base import (
     AuthRevokedError,
     InboxInfo,
+    MessageRejectedError,
     ProviderError,
+    RecipientRejectedError,
+    SenderLimitError,
     TransientError,
     UndecidableError,
 )
@@ -360,3 +363,59 @@ def test_under_seqctl_now_the_delta_filter_and_the_resync_window_use_seqctl_s_cl
     assert [m.provider_id for m in result.messages] == [reply]
     resync = graph.requests_to(r"/delta$")[-1]
     assert resync.arg("$filter") == "receivedDateTime ge 2026-02-23T12:00:00Z"
+
+
+# -- whose problem a refusal is -----------------------------------------------------------
+
+
+def graph_error(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def test_429_is_the_mailboxs_limit_with_its_retry_after(home, graph):
+    graph.fail_next(429, retry_after=120, path=r"/sendMail$", body=graph_error(
+        "ApplicationThrottled", "Application is over its MailboxConcurrency limit."))
+    with pytest.raises(SenderLimitError) as caught:
+        make_provider(home).send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+    assert caught.value.retry_after == 120 and not caught.value.daily
+    assert graph.sent == []
+
+
+def test_the_daily_message_limit_pauses_the_mailbox_for_a_day(home, graph):
+    graph.fail_next(403, path=r"/sendMail$", body=graph_error(
+        "ErrorExceededMessageLimit",
+        "Cannot send mail. The message exceeds the limit of messages you can send per day."))
+    with pytest.raises(SenderLimitError) as caught:
+        make_provider(home).send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+    assert caught.value.daily and "per day" in str(caught.value)
+
+
+def test_mailbox_concurrency_is_a_rate_limit(home, graph):
+    graph.fail_next(400, path=r"/sendMail$", body=graph_error(
+        "MailboxConcurrency", "The mailbox is busy; try again later."))
+    with pytest.raises(SenderLimitError) as caught:
+        make_provider(home).send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+    assert not caught.value.daily
+
+
+def test_invalid_recipients_are_the_recipients_problem(home, graph):
+    graph.fail_next(400, path=r"/sendMail$", body=graph_error(
+        "ErrorInvalidRecipients", "At least one recipient is not valid."))
+    with pytest.raises(RecipientRejectedError, match="not valid"):
+        make_provider(home).send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+
+
+def test_a_message_over_the_size_limit_is_the_messages_problem(home, graph):
+    graph.fail_next(400, path=r"/sendMail$", body=graph_error(
+        "ErrorMessageSizeExceeded", "The message exceeds the maximum supported size."))
+    with pytest.raises(MessageRejectedError, match="maximum supported size"):
+        make_provider(home).send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")
+
+
+def test_send_as_denied_is_an_authorization_problem(home, graph):
+    graph.fail_next(403, path=r"/sendMail$", body=graph_error(
+        "ErrorSendAsDenied", "The user account which was used to submit this request does "
+                             "not have the right to send mail on behalf of the specified "
+                             "sending account."))
+    with pytest.raises(AuthRevokedError, match="may not send as"):
+        make_provider(home).send(mime("<m1@seqctl.test>"), message_id="<m1@seqctl.test>")

@@ -16,6 +16,7 @@ from seqctl.providers.base import (
     AuthRevokedError,
     InboxInfo,
     ProviderError,
+    RecipientDeferredError,
     TransientError,
     UndecidableError,
 )
@@ -207,7 +208,6 @@ def test_implicit_tls_with_a_self_signed_certificate(tmp_path):
 
 @pytest.mark.parametrize("command, reply", [
     ("MAIL", "421 4.7.0 Too many connections"),
-    ("RCPT", "451 4.3.0 Greylisted, try again later"),
     ("DATA", "451 4.3.0 Local error in processing"),
 ])
 def test_temporary_failures_are_transient(smtp_server, command, reply):
@@ -217,6 +217,16 @@ def test_temporary_failures_are_transient(smtp_server, command, reply):
     assert smtp_server.messages == []
     provider(smtp_server).send(make_raw(), message_id="<m1@x>")   # the retry goes through
     assert len(smtp_server.messages) == 1
+
+
+def test_a_recipient_deferred_at_rcpt_holds_the_message_for_a_retry(smtp_server):
+    smtp_server.fail_next("RCPT", "451 4.3.0 Greylisted, try again later")
+    with pytest.raises(RecipientDeferredError, match="451 4.3.0") as caught:
+        provider(smtp_server).send(make_raw(), message_id="<m1@x>")
+    assert caught.value.recipients == ("ann@buyer.test",)
+    assert smtp_server.messages == []                  # bob waits with ann: one message
+    provider(smtp_server).send(make_raw(), message_id="<m1@x>")
+    assert smtp_server.messages[0].rcpt_tos == ["ann@buyer.test", "bob@buyer.test"]
 
 
 @pytest.mark.parametrize("command, reply", [
@@ -232,8 +242,9 @@ def test_permanent_refusals_are_provider_errors_with_the_server_text(smtp_server
 
 def test_one_refused_recipient_does_not_fail_a_message_the_others_got(smtp_server, capsys):
     smtp_server.fail_next("RCPT", "550 5.1.1 User unknown")
-    provider(smtp_server).send(make_raw(), message_id="<m1@x>")
+    result = provider(smtp_server).send(make_raw(), message_id="<m1@x>")
     assert smtp_server.messages[0].rcpt_tos == ["bob@buyer.test"]
+    assert result.refused == ("ann@buyer.test",)     # the engine bounces the contact
     assert "ann@buyer.test was refused" in capsys.readouterr().err
 
 

@@ -26,6 +26,28 @@ app.add_typer(import_app, name="import")
 DailyCap = Annotated[int | None, typer.Option("--daily-cap", min=1,
                                                help="Most emails in any 24 hours.")]
 DefaultOpt = Annotated[bool, typer.Option("--default", help="Make it its owner's default inbox.")]
+
+
+def _parse_spacing(value: str | None) -> str | None:
+    """Checked while the options are parsed, so a bad value stops before anything runs."""
+    if value is not None:
+        try:
+            accounts.parse_spacing(value)
+        except SeqctlError as exc:
+            raise typer.BadParameter(str(exc).removeprefix("--spacing "),
+                                     param_hint="--spacing") from None
+    return value
+
+
+SpacingOpt = Annotated[str | None, typer.Option(
+    "--spacing", metavar="MIN-MAX", callback=_parse_spacing,
+    help="Seconds between two sends, picked at random in the range (e.g. 60-180; 0: off).")]
+
+
+def _spacing(value: str | None) -> tuple[int, int] | None:
+    return None if value is None else accounts.parse_spacing(value)
+
+
 CalendarOpt = Annotated[bool, typer.Option(
     "--calendar", help="Also read the calendar, so a booked meeting ends the contact's sequences.")]
 
@@ -39,10 +61,15 @@ def _done(row: dict, json_out: bool) -> None:
 
 
 def _public(row: dict) -> dict:
+    status = accounts.sending_status(row, clock.now())
+    held = status != "active"
     return {
         "address": row["address"], "kind": row["kind"], "owner": row["owner_email"],
-        "default": row["default"], "status": row["status"],
-        "status_message": row["status_message"], "daily_cap": row["effective_daily_cap"],
+        "default": row["default"], "status": status,
+        "status_until": row["status_until"] if status == "throttled" else None,
+        "status_reason": row["status_message"] if held else None,
+        "status_message": row["status_message"] if held else None,
+        "daily_cap": row["effective_daily_cap"], "spacing": row["spacing"],
         "last_sync_at": row["last_sync_at"], "config": row["config"],
     }
 
@@ -53,6 +80,7 @@ def add_maildir(
     directory: Annotated[Path, typer.Option("--dir", help="Maildir root: sent/ and inbox/ inside.")],
     daily_cap: DailyCap = None,
     make_default: DefaultOpt = False,
+    spacing: SpacingOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Add a local Maildir inbox: sent mail is written to DIR/sent, replies read from DIR/inbox."""
@@ -64,7 +92,8 @@ def add_maildir(
     except OSError as exc:
         raise SeqctlError(f"cannot create maildir {directory}: {exc.strerror}") from None
     row = accounts.add_inbox(db(), "maildir", address, {"dir": str(directory)},
-                             daily_cap=daily_cap, make_default=make_default)
+                             daily_cap=daily_cap, make_default=make_default,
+                             spacing=_spacing(spacing))
     _done(row, json_out)
 
 
@@ -87,6 +116,7 @@ def add_smtp(
     tenant: Annotated[str, typer.Option("--tenant", help="With --oauth outlook.")] = "common",
     daily_cap: DailyCap = None,
     make_default: DefaultOpt = False,
+    spacing: SpacingOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Add an SMTP (send) + IMAP (replies, Sent copy) inbox. The password is never stored:
@@ -112,7 +142,7 @@ def add_smtp(
         if oauth == "outlook":
             settings.update({"client_id": client_id, "tenant": tenant})
     row = accounts.add_inbox(db(), "smtp", address, settings, daily_cap=daily_cap,
-                             make_default=make_default)
+                             make_default=make_default, spacing=_spacing(spacing))
     _done(row, json_out)
 
 
@@ -133,9 +163,12 @@ def list_inboxes(json_out: JsonOpt = False) -> None:
         return
     for r in rows:
         r["cap"] = f"{r['sent_24h']}/{r['daily_cap']}"
-        if r["status_message"]:
-            r["status"] = f"{r['status']}: {r['status_message']}"
-    output.table(rows, ["address", "kind", "owner", "default", "status", "cap", "last_sync_at"],
+        if r["status_until"]:
+            r["status"] = f"{r['status']} until {r['status_until']}"
+        if r["status_reason"]:
+            r["status"] = f"{r['status']}: {r['status_reason']}"
+    output.table(rows, ["address", "kind", "owner", "default", "status", "cap", "spacing",
+                        "last_sync_at"],
                  empty="no inboxes yet: seqctl inbox add maildir you@example.com --dir ~/Mail/seqctl")
 
 
@@ -144,10 +177,13 @@ def set_inbox(
     address: str,
     daily_cap: DailyCap = None,
     make_default: DefaultOpt = False,
+    spacing: SpacingOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Change an inbox's daily cap or make it its owner's default."""
-    row = inbox_admin.set_inbox(db(), address, daily_cap=daily_cap, make_default=make_default)
+    """Change an inbox's daily cap or pacing, or make it its owner's default.
+    `--spacing 60-180` waits a random 60 to 180 seconds after each send before the next."""
+    row = inbox_admin.set_inbox(db(), address, daily_cap=daily_cap, make_default=make_default,
+                                spacing=_spacing(spacing))
     _done(row, json_out)
 
 
@@ -163,11 +199,11 @@ def remove(address: str) -> None:
 
 
 def _store_connected(kind: str, address: str, inbox_config: dict, daily_cap: int | None,
-                     make_default: bool, json_out: bool) -> None:
+                     make_default: bool, json_out: bool, spacing: str | None = None) -> None:
     """Save the (re)connected inbox and say what to do next. A fresh grant clears
     `needs_reauth`; a bounce pause is about the list, not the grant, so it stays."""
     row = accounts.add_inbox(db(), kind, address, inbox_config, daily_cap=daily_cap,
-                             make_default=make_default)
+                             make_default=make_default, spacing=_spacing(spacing))
     _done(row, json_out)
     _next_steps(row)
 
@@ -200,6 +236,7 @@ def connect_gmail(
         "--timeout", help="Seconds to wait for the browser to come back.")] = 600,
     daily_cap: DailyCap = None,
     make_default: DefaultOpt = False,
+    spacing: SpacingOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Connect a Gmail / Google Workspace mailbox: Google's sign-in runs in the browser and
@@ -212,7 +249,8 @@ def connect_gmail(
         calendar=calendar, port=port, printer=output.info, timeout_seconds=timeout,
     )
     output.info(f"authorized {address}; token saved to {path}")
-    _store_connected("gmail", address, {"calendar": calendar}, daily_cap, make_default, json_out)
+    _store_connected("gmail", address, {"calendar": calendar}, daily_cap, make_default, json_out,
+                     spacing)
 
 
 @connect_app.command("outlook")
@@ -224,6 +262,7 @@ def connect_outlook(
     calendar: CalendarOpt = False,
     daily_cap: DailyCap = None,
     make_default: DefaultOpt = False,
+    spacing: SpacingOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Connect an Outlook / Microsoft 365 mailbox with a device code: open the printed URL on
@@ -236,7 +275,7 @@ def connect_outlook(
     output.info(f"authorized {address}; token cache saved to {path}")
     _store_connected("outlook", address,
                      {"client_id": client_id, "tenant": tenant, "calendar": calendar},
-                     daily_cap, make_default, json_out)
+                     daily_cap, make_default, json_out, spacing)
 
 
 @import_app.command("gmail")
@@ -247,6 +286,7 @@ def import_gmail(
     calendar: CalendarOpt = False,
     daily_cap: DailyCap = None,
     make_default: DefaultOpt = False,
+    spacing: SpacingOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Use a Gmail authorization made on another machine (e.g. `inbox connect gmail` on a
@@ -263,7 +303,8 @@ def import_gmail(
         output.warn(f"these credentials do not grant {gmail.CALENDAR_READONLY}: "
                     "bookings will not be detected")
     output.info(f"stored the Gmail authorization of {address} in {path}")
-    _store_connected("gmail", address, {"calendar": calendar}, daily_cap, make_default, json_out)
+    _store_connected("gmail", address, {"calendar": calendar}, daily_cap, make_default, json_out,
+                     spacing)
 
 
 # -- resume, test -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from croniter import croniter
 
 from seqctl import clock, config, output, settings
 from seqctl.commands._common import JsonOpt, db, install_key, instant_option
-from seqctl.engine import cycle, inbox_health, timeline
+from seqctl.engine import accounts, cycle, timeline
 from seqctl.engine.counts import TickCounts
 from seqctl.errors import SeqctlError
 
@@ -28,7 +28,8 @@ def _print_counts(counts: dict, json_out: bool) -> None:
     if json_out:
         output.emit_json(counts)
     else:
-        output.line(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
+        output.line(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()
+                              if isinstance(v, int)))
 
 
 def tick(
@@ -53,9 +54,19 @@ def tick(
         if json_out:
             output.emit_json({**TickCounts().as_dict(), "skipped": "another tick is running"})
         return
-    result = counts.as_dict()
-    for address, message in inbox_health.paused_for_bounces(database):
-        output.warn(f"inbox {address} is paused: {message}")
+    result: dict = counts.as_dict()
+    held = accounts.held_inboxes(database, clock.now())
+    for row in held:
+        if row["status"] == "throttled":
+            output.warn(f"inbox {row['address']} is throttled until {row['status_until']} "
+                        f"(sending resumes by itself): {row['status_message']}")
+        elif row["status"] == "paused_bounces":
+            output.warn(f"inbox {row['address']} is paused: {row['status_message']}")
+        else:
+            output.warn(f"inbox {row['address']} needs reconnecting: {row['status_message']}")
+    result["inboxes_held"] = [
+        {"address": row["address"], "status": row["status"], "status_until": row["status_until"],
+         "status_reason": row["status_message"]} for row in held]
     _print_counts(result, json_out)
 
 

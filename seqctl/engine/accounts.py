@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from seqctl import clock
@@ -93,9 +93,11 @@ def add_inbox(
     *,
     daily_cap: int | None = None,
     make_default: bool = False,
+    spacing: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Create (or reconnect) an inbox. Its owner is the user with the inbox's address, else the
-    default user; with no users at all, a user is created for the address."""
+    default user; with no users at all, a user is created for the address. Reconnecting
+    clears `needs_reauth` and a throttle, never a bounce pause."""
     if kind not in INBOX_KINDS:
         raise SeqctlError(f"unknown inbox kind '{kind}' (one of {', '.join(INBOX_KINDS)})")
     address = normalise_email(address, what="inbox address")
@@ -117,8 +119,8 @@ def add_inbox(
             db.execute(
                 "UPDATE inboxes SET kind = ?, config_json = ?, "
                 "status_message = CASE WHEN status = 'paused_bounces' THEN status_message END, "
-                "status = CASE WHEN status = 'paused_bounces' THEN status ELSE 'active' END "
-                "WHERE id = ?",
+                "status = CASE WHEN status = 'paused_bounces' THEN status ELSE 'active' END, "
+                "status_until = NULL WHERE id = ?",
                 [kind, json.dumps(inbox_config), existing[0]],
             )
             inbox_id = existing[0]
@@ -128,6 +130,8 @@ def add_inbox(
                 " VALUES (?,?,?,?,?,?)",
                 [address, kind, owner_id, json.dumps(inbox_config), daily_cap, now],
             ).lastrowid
+        if spacing is not None:
+            set_spacing(db, inbox_id, spacing)
         has_default = db.execute(
             "SELECT 1 FROM inboxes WHERE user_id = ? AND is_default = 1", [owner_id]
         ).fetchone()
@@ -152,19 +156,105 @@ def _inbox_row(row: Any) -> dict[str, Any]:
         "sync_cursor",
         "last_sync_at",
         "owner_email",
+        "status_until",
+        "spacing_min",
+        "spacing_max",
+        "next_send_at",
     )
     data = dict(zip(keys, row, strict=True))
     data["config"] = json.loads(data.pop("config_json") or "{}")
     data["default"] = bool(data.pop("is_default"))
     data["effective_daily_cap"] = data["daily_cap"] or DEFAULT_DAILY_CAP[data["kind"]]
+    data["spacing"] = format_spacing((data["spacing_min"], data["spacing_max"]))
     return data
 
 
 _INBOX_SELECT = (
     "SELECT i.id, i.address, i.kind, i.user_id, i.is_default, i.config_json, i.daily_cap, "
-    "i.status, i.status_message, i.sync_cursor, i.last_sync_at, u.email "
+    "i.status, i.status_message, i.sync_cursor, i.last_sync_at, u.email, "
+    "i.status_until, i.spacing_min, i.spacing_max, i.next_send_at "
     "FROM inboxes i JOIN users u ON u.id = i.user_id"
 )
+
+
+# -- pacing and throttling -----------------------------------------------------------------
+
+MAX_SPACING = 86_400    # a gap of a day between two sends is the most that makes sense
+
+
+def parse_spacing(text: str) -> tuple[int, int]:
+    """`--spacing MIN-MAX` in seconds (`60-180`; `90` is 90-90; `0` is off)."""
+    value = (text or "").strip()
+    low, sep, high = value.partition("-")
+    try:
+        spacing = (int(low), int(high) if sep else int(low))
+    except ValueError:
+        raise SeqctlError(f"--spacing must be MIN-MAX in seconds (e.g. 60-180) or 0, "
+                          f"not '{text}'") from None
+    if spacing[0] < 0 or spacing[1] < spacing[0] or spacing[1] > MAX_SPACING:
+        raise SeqctlError(f"--spacing '{text}': need 0 <= MIN <= MAX <= {MAX_SPACING} seconds")
+    return spacing
+
+
+def format_spacing(spacing: tuple[int, int]) -> str:
+    low, high = spacing
+    return "0" if high == 0 else (f"{low}" if low == high else f"{low}-{high}")
+
+
+def set_spacing(db: Database, inbox_id: int, spacing: tuple[int, int]) -> None:
+    """Pacing for an inbox: after each send its next send waits a random MIN-MAX seconds."""
+    with transaction(db):
+        db.execute("UPDATE inboxes SET spacing_min = ?, spacing_max = ? WHERE id = ?",
+                   [spacing[0], spacing[1], inbox_id])
+        if spacing[1] == 0:
+            db.execute("UPDATE inboxes SET next_send_at = NULL WHERE id = ?", [inbox_id])
+
+
+def pace_after_send(db: Database, inbox: dict[str, Any], sent_at: datetime,
+                    gap: float) -> datetime | None:
+    """Hold the inbox's next send `gap` seconds after `sent_at` (no-op without spacing)."""
+    if not inbox.get("spacing_max"):
+        return None
+    next_at = sent_at + timedelta(seconds=gap)
+    with transaction(db):
+        db.execute("UPDATE inboxes SET next_send_at = ? WHERE id = ?", [iso(next_at), inbox["id"]])
+    inbox["next_send_at"] = iso(next_at)
+    return next_at
+
+
+def throttle_inbox(db: Database, inbox_id: int, until: datetime, reason: str) -> None:
+    """The provider refused the inbox's own sending (quota, rate): it sends nothing until
+    `until`, then resumes by itself. Its queued emails and its enrollments are untouched.
+    A longer throttle already in place is kept."""
+    with transaction(db):
+        db.execute(
+            "UPDATE inboxes SET status = 'throttled', status_message = ?, "
+            "status_until = MAX(COALESCE(status_until, ''), ?) "
+            "WHERE id = ? AND status IN ('active', 'throttled')",
+            [reason[:300], iso(until), inbox_id])
+
+
+def lift_expired_throttles(db: Database, now: datetime) -> int:
+    """Throttled inboxes whose time is up send again; returns how many."""
+    with transaction(db):
+        return db.execute(
+            "UPDATE inboxes SET status = 'active', status_message = NULL, status_until = NULL "
+            "WHERE status = 'throttled' AND (status_until IS NULL OR status_until <= ?)",
+            [iso(now)]).rowcount
+
+
+def sending_status(row: dict[str, Any], now: datetime) -> str:
+    """The inbox's status as of `now`: a throttle whose time is up reads `active`."""
+    if row["status"] == "throttled" and (row["status_until"] or "") <= (iso(now) or ""):
+        return "active"
+    return row["status"]
+
+
+def held_inboxes(db: Database, now: datetime) -> list[dict[str, Any]]:
+    """Inboxes that cannot send now (throttled, paused for bounces, needing reauth), for the
+    end-of-tick notice."""
+    return [row for row in list_inboxes(db)
+            if sending_status(row, now) in ("throttled", "paused_bounces", "needs_reauth")]
 
 
 def inbox(db: Database, address: str, *, include_removed: bool = False) -> dict[str, Any]:

@@ -10,12 +10,15 @@ from typing import TYPE_CHECKING, Any
 from croniter import croniter
 
 from seqctl import settings
+from seqctl.clock import iso
 from seqctl.engine import dispatch, tick
 from seqctl.engine.counts import TickCounts
 from seqctl.providers.registry import ProviderFactory, default_factory
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
+
+    from seqctl.providers.base import Provider
 
 PHASES = ("all", "sync", "engine", "dispatch")
 
@@ -51,12 +54,35 @@ def sync_due(db: Database, now: datetime) -> bool:
     return cron_matches(settings.get(db, "sync_schedule"), now)
 
 
-def _reply_guard(db: Database, inbox: dict[str, Any], provider: Any, now: datetime) -> Any:
-    """Dispatch's `before_first_send`: read the inbox's new mail before it sends. Sync and the
-    classifier load here, on the minutes that send or sync, not on every idle tick."""
-    from seqctl.engine import sync
+def _exits_since(db: Database, event_id: int) -> int:
+    return db.execute("SELECT COUNT(*) FROM events WHERE id > ? AND kind = 'exit'",
+                      [event_id]).fetchone()[0]
 
-    return sync.sync_inbox(db, inbox, provider, now)
+
+def _last_event(db: Database) -> int:
+    return db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+
+
+def reply_guard(*, synced_at: datetime | None, every_send: bool = True) -> dispatch.SendingHook:
+    """What runs before an inbox's first send of a tick: read its new mail (an incremental
+    sync), so a reply already in the mailbox stops the follow-up whatever `sync_schedule`
+    says. Skipped for an inbox that the sync phase of this tick (at `synced_at`) has just
+    read. Without `every_send` (benchmarks) only a new inbox is read, to fix where its sync
+    starts before any reply to it can exist. Sync and the classifier load here, on the
+    minutes that send or sync, not on every idle tick."""
+
+    def guard(db: Database, inbox: dict[str, Any], provider: Provider, now: datetime,
+              counts: TickCounts) -> None:
+        just_read = synced_at is not None and inbox["last_sync_at"] == iso(synced_at)
+        if inbox["sync_cursor"] is not None and (just_read or not every_send):
+            return
+        from seqctl.engine import sync
+
+        before = _last_event(db)
+        counts.synced += sync.sync_inbox(db, inbox, provider, now)
+        counts.exited += _exits_since(db, before)
+
+    return guard
 
 
 def run(
@@ -68,22 +94,23 @@ def run(
     dry_run: bool = False,
     factory: ProviderFactory = default_factory,
     progress: Callable[[int, int], None] | None = None,
+    guard_replies: bool = True,
 ) -> TickCounts:
     """Run one tick of `db` at `now` under its tick lock (TickBusy when another holds it).
-    `key` is the install secret; `factory` opens each inbox's provider."""
+    `key` is the install secret; `factory` opens each inbox's provider. `guard_replies=False`
+    (benchmarks only) leaves out the reply guard."""
     lock = tick.TickLock.beside(db)
     if not lock.acquire():
         raise TickBusy()
     try:
         counts = TickCounts()
-        if phase == "sync" or (phase == "all" and not dry_run and sync_due(db, now)):
+        synced = phase == "sync" or (phase == "all" and not dry_run and sync_due(db, now))
+        if synced:
             from seqctl.engine import sync
 
-            before = db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+            before = _last_event(db)
             counts.synced += sync.run_sync(db, now, factory=factory)
-            counts.exited += db.execute(
-                "SELECT COUNT(*) FROM events WHERE id > ? AND kind = 'exit'", [before]
-            ).fetchone()[0]
+            counts.exited += _exits_since(db, before)
         if phase in ("all", "engine"):
             if dry_run:
                 db.execute("BEGIN IMMEDIATE")
@@ -95,10 +122,9 @@ def run(
                 return counts
             tick.run_engine(db, now, counts, progress, key=key)
         if phase in ("all", "dispatch"):
-            dispatch.run_dispatch(
-                db, now, counts, dry_run=dry_run, key=key, factory=factory,
-                before_first_send=_reply_guard,
-            )
+            guard = reply_guard(synced_at=now if synced else None, every_send=guard_replies)
+            dispatch.run_dispatch(db, now, counts, dry_run=dry_run, key=key, factory=factory,
+                                  before_sending=guard)
         return counts
     finally:
         lock.release()

@@ -26,7 +26,7 @@ from seqctl import clock, settings
 from seqctl import db as database
 from seqctl.clock import from_iso, iso
 from seqctl.db import database_file, transaction
-from seqctl.engine import accounts, events, exits, plan
+from seqctl.engine import accounts, events, exits, outcomes, plan
 from seqctl.engine.counts import TickCounts
 from seqctl.engine.schedule import into_window
 from seqctl.engine.tick import advance, fail_enrollment
@@ -35,6 +35,9 @@ from seqctl.providers.base import (
     AuthRevokedError,
     Provider,
     ProviderError,
+    RecipientDeferredError,
+    RecipientRejectedError,
+    SenderLimitError,
     SendResult,
     TransientError,
     UndecidableError,
@@ -48,13 +51,22 @@ if TYPE_CHECKING:
 # never prints).
 log = logging.getLogger("seqctl")
 
-# (db, inbox row, its open provider, now): see `run_dispatch`
-FirstSendHook = Callable[["Database", dict[str, Any], Provider, datetime], Any]
+# (db, inbox row, its open provider, now, the counts to add to): see `run_dispatch`
+SendingHook = Callable[["Database", dict[str, Any], Provider, datetime, TickCounts], Any]
 
 # Retries inside one tick wait at most this long in all for one message; longer waits are left
 # to a later tick through next_attempt_at. SEQCTL_RETRY_BUDGET (seconds) overrides it.
 IN_TICK_RETRY_BUDGET = 8.0
 MAX_ATTEMPTS = 8
+# A sender limit without a time of its own: a rate limit lasts an hour, a daily quota a day.
+RATE_LIMIT_PAUSE = timedelta(hours=1)
+DAILY_QUOTA_PAUSE = timedelta(hours=24)
+# A recipient's temporary refusal (mailbox full, greylisting) is retried like an MTA queue
+# does: 5 min, 10, 20 ... at most 6 h apart; after `max_send_attempts` or this long since the
+# first refusal it is a soft bounce.
+RECIPIENT_RETRY_FIRST = 300.0
+RECIPIENT_RETRY_MAX = 6 * 3600.0
+RECIPIENT_GIVE_UP = timedelta(hours=72)
 
 
 def retry_budget() -> float:
@@ -75,6 +87,26 @@ def backoff(attempts: int, retry_after: float | None) -> float:
         return max(0.0, retry_after)
     base = min(900.0, 2.0 ** max(1, attempts))
     return base * (0.5 + random.random() / 2)
+
+
+def recipient_backoff(attempts: int) -> float:
+    """Seconds before retrying a recipient that refused for now, after `attempts` tries."""
+    return min(RECIPIENT_RETRY_MAX, RECIPIENT_RETRY_FIRST * 2.0 ** max(0, attempts - 1))
+
+
+def throttle_end(exc: SenderLimitError, now: datetime) -> datetime:
+    """Until when a sender limit holds the inbox: the time the provider named, else its
+    Retry-After, else an hour (rate) or a day (daily quota)."""
+    if exc.until is not None and exc.until > now:
+        return exc.until
+    if exc.retry_after is not None:
+        return now + timedelta(seconds=exc.retry_after)
+    return now + (DAILY_QUOTA_PAUSE if exc.daily else RATE_LIMIT_PAUSE)
+
+
+def spacing_gap(inbox: dict[str, Any]) -> float:
+    """A random gap (seconds) in the inbox's `--spacing MIN-MAX` range."""
+    return random.uniform(inbox.get("spacing_min") or 0, inbox.get("spacing_max") or 0)
 
 
 def sent_last_24h(db: Database, inbox_id: int, now: datetime | None = None) -> int:
@@ -102,11 +134,14 @@ def run_dispatch(
     dry_run: bool = False,
     key: bytes,
     factory: ProviderFactory = default_factory,
-    before_first_send: FirstSendHook | None = None,
+    before_sending: SendingHook | None = None,
 ) -> None:
-    """Send the due queued emails within the caps. `before_first_send(db, inbox, provider, now)`
-    runs before an inbox's very first send (its sync cursor is unset): the tick passes
-    `sync.sync_inbox`, so where that inbox's sync starts is fixed before any reply can exist."""
+    """Send the due queued emails within the caps. `before_sending(db, inbox, provider, now,
+    counts)` runs once for each inbox that is about to send, before its first send of the
+    tick: the tick passes its reply guard (an incremental sync of that inbox, which also fixes
+    where a new inbox's sync starts). An inbox with nothing to send is never opened."""
+    if not dry_run:
+        accounts.lift_expired_throttles(db, now)
     inboxes = {row["id"]: row for row in accounts.list_inboxes(db)}
     if not dry_run:
         reconcile_stale(db, inboxes, factory, counts)
@@ -131,8 +166,10 @@ def run_dispatch(
     deferrals: list[tuple[str, int]] = []
     for outbox_id, inbox_id, _enrollment_id, sequence_id, tz in due:
         inbox = inboxes.get(inbox_id)
-        if inbox is None or inbox["status"] != "active":
-            continue  # needs_reauth / paused by bounces: wait, untouched
+        if inbox is None or accounts.sending_status(inbox, now) != "active":
+            continue  # needs_reauth / paused by bounces / throttled: wait, untouched
+        if (inbox["next_send_at"] or "") > (iso(now) or ""):
+            continue  # --spacing: the inbox's next send is not due yet; stays queued in order
         if hourly_left <= 0:
             later = hour_start + timedelta(hours=1)
         elif daily_left[inbox_id] <= 0:
@@ -148,7 +185,8 @@ def run_dispatch(
         deferrals.append((iso(later), outbox_id))
     counts.deferred += len(deferrals)
     if dry_run:
-        counts.emails_sent += sum(len(b) for b in batches.values())
+        counts.emails_sent += sum(1 if inboxes[i]["spacing_max"] else len(b)
+                                  for i, b in batches.items())
         return
     if deferrals:
         with transaction(db):
@@ -158,15 +196,16 @@ def run_dispatch(
     path = database_file(db)
     if len(batches) == 1 or path is None:   # an in-memory database has one connection
         for inbox_id, ids in batches.items():
-            _send_batch(db, inboxes[inbox_id], ids, factory, counts, before_first_send, key)
+            _send_batch(db, inboxes[inbox_id], ids, factory, counts, before_sending, key)
         return
     with ThreadPoolExecutor(max_workers=min(8, len(batches))) as pool:
         results = pool.map(
             lambda item: _inbox_worker(path, inboxes[item[0]], item[1], factory,
-                                       before_first_send, key),
+                                       before_sending, key),
             batches.items(),
         )
         for result in results:
+            counts.synced += result.synced
             counts.emails_sent += result.emails_sent
             counts.failed += result.failed
             counts.deferred += result.deferred
@@ -179,7 +218,7 @@ def _inbox_worker(
     inbox: dict[str, Any],
     ids: list[int],
     factory: ProviderFactory,
-    before_first_send: FirstSendHook | None,
+    before_sending: SendingHook | None,
     key: bytes,
 ) -> TickCounts:
     """One inbox's batch on its own connection to the database file at `path` (the one the
@@ -187,7 +226,7 @@ def _inbox_worker(
     counts = TickCounts()
     own = database.connect(path)
     try:
-        _send_batch(own, inbox, ids, factory, counts, before_first_send, key)
+        _send_batch(own, inbox, ids, factory, counts, before_sending, key)
     finally:
         own.close()
     return counts
@@ -258,7 +297,7 @@ def _send_batch(
     ids: list[int],
     factory: ProviderFactory,
     counts: TickCounts,
-    before_first_send: FirstSendHook | None,
+    before_sending: SendingHook | None,
     key: bytes,
 ) -> None:
     try:
@@ -269,18 +308,23 @@ def _send_batch(
     except (ProviderError, SeqctlError) as exc:
         _log(f"inbox {inbox['address']}: cannot open: {exc}")
         return
-    if inbox["sync_cursor"] is None and before_first_send is not None:
-        # the first send of this inbox: fix where its sync starts first, so that a reply to
-        # this email is after the cursor and cannot be skipped as "old mail"
-        before_first_send(db, inbox, provider, clock.now())
+    if before_sending is not None:
+        before_sending(db, inbox, provider, clock.now(), counts)
     plans = plan.Plans(db)
     for index, outbox_id in enumerate(ids):
+        if index and (inbox["next_send_at"] or "") > (iso(clock.now()) or ""):
+            return      # --spacing: the rest waits, queued in order, for a later tick
         outcome = _send_one(db, inbox, provider, outbox_id, plans, counts, key)
         if outcome == "revoked":
-            return
+            return      # an authorization problem: nothing more is tried on this inbox
+        if outcome == "throttled":
+            counts.deferred += len(ids) - index - 1
+            return      # the inbox's own limit: the rest stays queued, untouched
         if outcome == "retry":
             _defer_rest(db, outbox_id, ids[index + 1 :], counts)
             return
+        if outcome == "sent":
+            accounts.pace_after_send(db, inbox, clock.now(), spacing_gap(inbox))
 
 
 def _defer_rest(db: Database, deferred_id: int, rest: list[int], counts: TickCounts) -> None:
@@ -364,6 +408,25 @@ def _send_one(
     while True:
         try:
             result = provider.send(raw, message_id=row["message_id"], thread_id=thread_id, bcc=bcc)
+        except SenderLimitError as exc:
+            until = throttle_end(exc, clock.now())
+            delay = (until - clock.now()).total_seconds()
+            if (exc.until or exc.retry_after is not None) and waited + delay <= budget \
+                    and attempts < MAX_ATTEMPTS:
+                time.sleep(max(0.0, delay))         # a short wait the provider asked for
+                waited += delay
+                attempts += 1
+                if _withdrawn(db, outbox_id):
+                    return "withdrawn"
+                continue
+            _throttled(db, inbox, row, exc, until)
+            counts.deferred += 1
+            return "throttled"
+        except RecipientDeferredError as exc:
+            return _recipient_deferred(db, row, attempts, exc, now, counts)
+        except RecipientRejectedError as exc:
+            _recipient_rejected(db, row, exc, now, counts)
+            return "bounced"
         except TransientError as exc:
             delay = backoff(attempts, exc.retry_after)
             if waited + delay <= budget and attempts < MAX_ATTEMPTS:
@@ -419,7 +482,76 @@ def _send_one(
         with transaction(db):
             db.execute("UPDATE outbox SET attempts = ? WHERE id = ?", [attempts, outbox_id])
     mark_sent(db, row, result, clock.now(), the_plan, step, counts)
+    if row["to_email"].lower() in {r.lower() for r in result.refused}:
+        # the others (Cc, Bcc) got it; the contact's own address does not exist
+        _hard_bounce(db, row, f"{row['to_email']} was refused: the address does not exist",
+                     clock.now(), counts)
     return "sent"
+
+
+def _throttled(db: Database, inbox: dict[str, Any], row: dict[str, Any],
+               exc: SenderLimitError, until: datetime) -> None:
+    """The inbox's own limit: the email goes back to the queue as it was (the attempt is not
+    its fault), and the inbox waits until `until`."""
+    with transaction(db):
+        db.execute("UPDATE outbox SET status = 'queued', attempts = ?, error = ? WHERE id = ?",
+                   [row["attempts"], f"inbox throttled until {iso(until)}: {exc}", row["id"]])
+        accounts.throttle_inbox(db, inbox["id"], until, str(exc))
+    inbox["status"], inbox["status_until"] = "throttled", iso(until)
+    _log(f"inbox {inbox['address']}: throttled until {iso(until)}: {exc}")
+
+
+def _recipient_deferred(db: Database, row: dict[str, Any], attempts: int,
+                        exc: RecipientDeferredError, now: datetime, counts: TickCounts) -> str:
+    """Only this email waits; the inbox's others go on. Too many tries, or 72 hours of them,
+    make it a soft bounce: the email and its enrollment fail with the server's words."""
+    since = from_iso(row["deferred_since"]) or now
+    if attempts >= settings.get_int(db, "max_send_attempts") or now - since >= RECIPIENT_GIVE_UP:
+        message = (f"soft bounce after {attempts} attempts over "
+                   f"{_hours(now - since)}: {exc}")
+        with transaction(db):
+            db.execute("UPDATE outbox SET status = 'failed', error = ? WHERE id = ?",
+                       [message, row["id"]])
+            if row["enrollment_id"] is not None:
+                fail_enrollment(db, row["enrollment_id"], message, now)
+            if row["contact_id"] is not None:
+                outcomes.on_bounce(db, row["contact_id"], now, hard=False,
+                                   enrollment_id=row["enrollment_id"], outbox_id=row["id"],
+                                   detail={"reason": str(exc)[:300], "at": "send"})
+        counts.failed += 1
+        return "failed"
+    next_at = now + timedelta(seconds=recipient_backoff(attempts))
+    with transaction(db):
+        db.execute(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = ?, error = ?, "
+            "deferred_since = COALESCE(deferred_since, ?) WHERE id = ?",
+            [iso(next_at), f"will retry: {exc}", iso(since), row["id"]])
+    counts.deferred += 1
+    return "waiting"
+
+
+def _hours(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.0f} h" if hours >= 1 else f"{delta.total_seconds() / 60:.0f} min"
+
+
+def _recipient_rejected(db: Database, row: dict[str, Any], exc: RecipientRejectedError,
+                        now: datetime, counts: TickCounts) -> None:
+    """The address does not exist: a hard bounce, exactly as a bounce notice would be."""
+    with transaction(db):
+        db.execute("UPDATE outbox SET status = 'failed', error = ? WHERE id = ?",
+                   [f"hard bounce: {exc}", row["id"]])
+        _hard_bounce(db, row, str(exc), now, counts)
+
+
+def _hard_bounce(db: Database, row: dict[str, Any], reason: str, now: datetime,
+                 counts: TickCounts) -> None:
+    if row["contact_id"] is None:
+        return
+    exited = outcomes.on_bounce(db, row["contact_id"], now, hard=True,
+                                enrollment_id=row["enrollment_id"], outbox_id=row["id"],
+                                detail={"reason": reason[:300], "at": "send"})
+    counts.exited += len(exited)
 
 
 # An email may still go out: its enrollment (if any) is active and its address not suppressed.

@@ -19,15 +19,19 @@ from seqctl.errors import SeqctlError
 from seqctl.providers.base import AuthRevokedError, ProviderError
 from seqctl.providers.registry import ProviderFactory, default_factory
 
-PAUSED = ("needs_reauth", "paused_bounces")
+PAUSED = ("needs_reauth", "paused_bounces", "throttled")
 
 
 def set_inbox(
-    db: Database, address: str, *, daily_cap: int | None = None, make_default: bool = False
+    db: Database, address: str, *, daily_cap: int | None = None, make_default: bool = False,
+    spacing: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """Change an inbox's daily cap, or make it its owner's default. Returns the inbox."""
+    """Change an inbox's daily cap or pacing (`accounts.parse_spacing`), or make it its
+    owner's default. Returns the inbox."""
     row = accounts.inbox(db, address)
     with transaction(db):
+        if spacing is not None:
+            accounts.set_spacing(db, row["id"], spacing)
         if daily_cap is not None:
             if daily_cap < 1:
                 raise SeqctlError(f"a daily cap is at least 1, not {daily_cap}")
@@ -42,7 +46,7 @@ def resume(
     db: Database, address: str, now: datetime, *, factory: ProviderFactory = default_factory
 ) -> str | None:
     """Let a paused inbox send again; returns the status it had, None when it was not paused.
-    A bounce pause ends at once (judged afresh from now); an inbox that `needs_reauth` is first
+    A throttle ends at once (the provider may refuse again); a bounce pause ends at once (judged afresh from now); an inbox that `needs_reauth` is first
     checked with its provider and stays paused unless its authorization works again."""
     row = accounts.inbox(db, address)
     if row["status"] not in PAUSED:
@@ -58,6 +62,10 @@ def resume(
         with transaction(db):
             db.execute("UPDATE inboxes SET status = 'active', status_message = NULL "
                        "WHERE id = ? AND status = 'needs_reauth'", [row["id"]])
+    elif row["status"] == "throttled":       # ends the provider's limit early
+        with transaction(db):
+            db.execute("UPDATE inboxes SET status = 'active', status_message = NULL, "
+                       "status_until = NULL WHERE id = ? AND status = 'throttled'", [row["id"]])
     else:
         resume_inbox(db, row["address"], now)
     return row["status"]

@@ -18,7 +18,8 @@ def check_key(key: str) -> None:
 def validate(key: str, value: str) -> str:
     """The value to store for `key`, or SeqctlError saying what it accepts."""
     check_key(key)
-    if key in ("max_active_sequences_per_contact", "sequence_hourly_send_cap"):
+    if key in ("max_active_sequences_per_contact", "sequence_hourly_send_cap",
+               "max_send_attempts"):
         if not value.isdigit() or int(value) < 1:
             raise SeqctlError(f"{key} must be a whole number of at least 1, not '{value}'")
     elif key == "bounce_pause_threshold":

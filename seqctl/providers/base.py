@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 
 class ProviderError(Exception):
-    """A provider call failed for a reason that is not transient or auth."""
+    """A provider call failed for a reason that is not transient or auth: the message's own
+    problem (the email fails, its enrollment too, no automatic retry)."""
 
 
 class TransientError(ProviderError):
@@ -25,8 +26,45 @@ class TransientError(ProviderError):
         self.retry_after = retry_after
 
 
+class SenderLimitError(TransientError):
+    """The inbox's own quota or rate limit (SMTP 550 5.4.5, Gmail dailyLimitExceeded, Graph
+    429...): the whole inbox waits until `until` (a time the provider named), else
+    `retry_after` seconds, else an hour for a rate limit and a day for a `daily` quota.
+    No enrollment is touched. A TransientError, so readers (sync) simply try again later."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 until: datetime | None = None, daily: bool = False):
+        super().__init__(message, retry_after=retry_after)
+        self.until = until
+        self.daily = daily
+
+
+class RecipientError(ProviderError):
+    """A refusal that concerns the recipients named in `recipients`, not the inbox."""
+
+    def __init__(self, message: str, recipients: Iterable[str] = ()):
+        super().__init__(message)
+        self.recipients = tuple(recipients)
+
+
+class RecipientRejectedError(RecipientError):
+    """The address does not exist (SMTP 5.1.x at RCPT, an invalid-recipient answer): a hard
+    bounce, never retried, the address is suppressed."""
+
+
+class RecipientDeferredError(RecipientError):
+    """A temporary refusal for this recipient only (450 4.2.2 mailbox full): only this email
+    waits; after `max_send_attempts` it is a soft bounce."""
+
+
+class MessageRejectedError(ProviderError):
+    """A policy or content refusal of this message (5.7.x, too large): the email fails."""
+
+
 class AuthRevokedError(ProviderError):
-    """The grant is gone (invalid_grant, revoked consent): the inbox needs reconnecting."""
+    """An authorization problem: the grant is gone (invalid_grant, revoked consent), or the
+    login or its configuration fails (535, no AUTH offered, a failed TLS handshake). The inbox
+    needs reconnecting or fixing; nothing more is tried on it."""
 
 
 class UndecidableError(ProviderError):
@@ -38,6 +76,9 @@ class SendResult:
     provider_message_id: str
     thread_id: str | None
     message_id: str          # the final RFC 5322 Message-ID as the recipient sees it
+    # recipients the server refused for good while the others got the message (SMTP 5.1.x
+    # at RCPT for one of several): the engine bounces the contact when its address is here
+    refused: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

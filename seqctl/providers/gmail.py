@@ -33,7 +33,10 @@ from seqctl.providers.base import (
     FetchResult,
     InboundMessage,
     InboxInfo,
+    MessageRejectedError,
     ProviderError,
+    RecipientRejectedError,
+    SenderLimitError,
     SendResult,
     TransientError,
     UndecidableError,
@@ -41,13 +44,16 @@ from seqctl.providers.base import (
 from seqctl.providers.oauth import (
     DEFAULT_TIMEOUT,
     REVOKED_GRANT_ERRORS,
+    api_error_message,
     error_for_response,
     gmail_api_url,
     google_error_reasons,
     google_token_uri,
     http_request,
     json_body,
+    parse_retry_after,
     redact,
+    retry_after_in_text,
     save_json_private,
     token_path,
     with_bcc,
@@ -74,7 +80,12 @@ SENT_SCAN_LIMIT = 100           # metadata-only grants: how far back Sent is sca
 # Gmail's search (rfc822msgid:) indexes a sent message with a delay: for this long after a
 # send, "not found" does not mean "not sent".
 SENT_LOOKUP_LAG = 900.0
+# The mailbox's own sending limits (developers.google.com/gmail/api/guides/handle-errors):
+# a daily quota, or a per-user rate. Either pauses the inbox, not the enrollments.
+_DAILY_LIMIT_REASONS = frozenset({"dailyLimitExceeded"})
 _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+_INVALID_RECIPIENT = re.compile(r"invalid (to|cc|bcc) header|invalid recipient", re.I)
+_TOO_LARGE = re.compile(r"too large|exceeds the (maximum|limit)", re.I)
 _SKIPPED_LABELS = frozenset({"SENT", "DRAFT"})
 
 _BOUNCE_SENDER = re.compile(r"mailer-daemon|postmaster", re.I)
@@ -147,6 +158,30 @@ def _refresh(credentials: Credentials, session: requests.Session, timeout: float
             "Google token refresh failed: a stored credential holds characters HTTP cannot "
             f"carry ({type(exc).__name__})"
         ) from None
+
+
+def gmail_error(response: requests.Response, what: str, *, unsafe: bool = False) -> ProviderError:
+    """A failed Gmail answer sorted by whose problem it is: the mailbox's quota or rate
+    (403/429 with dailyLimitExceeded, userRateLimitExceeded or rateLimitExceeded, or "Retry
+    after TIME" in the message) is a SenderLimitError; for a send, an invalid recipient is a
+    RecipientRejectedError and a message too large a MessageRejectedError; the rest as
+    `error_for_response` sorts it."""
+    status = response.status_code
+    detail = redact(api_error_message(response))
+    message = f"{what}: HTTP {status}: {detail}"
+    if status in (403, 429):
+        reasons = google_error_reasons(response)
+        until = retry_after_in_text(detail)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if reasons & _DAILY_LIMIT_REASONS:
+            return SenderLimitError(message, retry_after=retry_after, until=until, daily=True)
+        if reasons & _RATE_LIMIT_REASONS or until is not None:
+            return SenderLimitError(message, retry_after=retry_after, until=until)
+    if unsafe and status == 400 and _INVALID_RECIPIENT.search(detail):
+        return RecipientRejectedError(message)
+    if unsafe and (status == 413 or (status == 400 and _TOO_LARGE.search(detail))):
+        return MessageRejectedError(message)
+    return error_for_response(response, what, unsafe=unsafe)
 
 
 def _header_block(headers: Iterable[dict[str, str]], mime_type: str | None) -> bytes:
@@ -299,9 +334,7 @@ class GmailProvider:
             raise AuthRevokedError(
                 f"{what}: Google rejected a freshly refreshed token; {self._reconnect_hint()}"
             )
-        if response.status_code == 403 and google_error_reasons(response) & _RATE_LIMIT_REASONS:
-            raise TransientError(f"{what}: rate limited by Gmail (403)", retry_after=None)
-        raise error_for_response(response, what, unsafe=unsafe)
+        raise gmail_error(response, what, unsafe=unsafe)
 
     def _gmail(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return self.request(method, f"{gmail_api_url()}/gmail/v1/users/me/{path}", **kwargs)

@@ -153,6 +153,27 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - now).total_seconds())
 
 
+# Google puts the end of a sending limit in its words: "... Retry after 2026-12-02T15:04:05.000Z".
+_RETRY_AFTER_TEXT = re.compile(
+    r"retry after\s+(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
+    r"(?:Z|[+-]\d{2}:?\d{2})?)", re.I)
+
+
+def retry_after_in_text(text: str) -> datetime | None:
+    """The time named by "Retry after TIME" in an error message (UTC), else None."""
+    match = _RETRY_AFTER_TEXT.search(text or "")
+    if not match:
+        return None
+    value = match.group(1).replace(" ", "T")
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+
+
 def api_error_message(response: requests.Response) -> str:
     """The API's own words for a failed response: Google `{"error": {"message"}}`, Graph
     `{"error": {"code", "message"}}`, OAuth `{"error", "error_description"}`, else the text."""

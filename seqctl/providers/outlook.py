@@ -32,7 +32,10 @@ from seqctl.providers.base import (
     FetchResult,
     InboundMessage,
     InboxInfo,
+    MessageRejectedError,
     ProviderError,
+    RecipientRejectedError,
+    SenderLimitError,
     SendResult,
     TransientError,
     UndecidableError,
@@ -40,11 +43,13 @@ from seqctl.providers.base import (
 from seqctl.providers.oauth import (
     DEFAULT_TIMEOUT,
     REVOKED_GRANT_ERRORS,
+    api_error_message,
     error_for_response,
     graph_api_url,
     http_request,
     json_body,
     ms_authority,
+    parse_retry_after,
     poll,
     redact,
     token_path,
@@ -69,6 +74,14 @@ RESYNC_LIMIT = 500
 PAGE_SIZE = 50
 _DELTA_EXPIRED_CODES = frozenset({"syncstatenotfound", "syncstateinvalid", "resyncrequired"})
 _TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+# Exchange Online's sending limits and refusals (learn.microsoft.com: Exchange Online limits,
+# Graph error codes), lower-cased as `_graph_error_code` returns them.
+_DAILY_LIMIT_CODES = frozenset({"errorexceededmessagelimit", "errorsubmissionquotaexceeded"})
+_RATE_LIMIT_CODES = frozenset({"mailboxconcurrency", "applicationthrottled",
+                               "errortoomanyobjectsopened"})
+_INVALID_RECIPIENT_CODES = frozenset({"errorinvalidrecipients", "errorrecipientnotfound"})
+_TOO_LARGE_CODES = frozenset({"errormessagesizeexceeded", "requestentitytoolarge"})
+_SEND_AS_DENIED_CODES = frozenset({"errorsendasdenied"})
 # sendMail answers 202 and sends later: the message can stay in the Outbox (and out of every
 # search) for minutes. Reconciliation waits this long before trusting "not found".
 SENT_LOOKUP_LAG = 900.0
@@ -275,7 +288,7 @@ class OutlookProvider:
             raise AuthRevokedError(
                 f"{what}: Graph rejected a freshly refreshed token; {self._reconnect_hint()}"
             )
-        raise error_for_response(response, what, unsafe=unsafe)
+        raise graph_error(response, what, unsafe=unsafe)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -437,6 +450,30 @@ class OutlookProvider:
                 received_at=_parse_graph_time(item.get("receivedDateTime")),
             ))
         return messages
+
+
+def graph_error(response: requests.Response, what: str, *, unsafe: bool = False) -> ProviderError:
+    """A failed Graph answer sorted by whose problem it is: 429 and the mailbox's limits
+    (ErrorExceededMessageLimit per day, MailboxConcurrency) are a SenderLimitError; for a
+    send, ErrorInvalidRecipients is a RecipientRejectedError, ErrorMessageSizeExceeded (or
+    413) a MessageRejectedError and ErrorSendAsDenied an authorization problem; the rest as
+    `error_for_response` sorts it."""
+    status = response.status_code
+    code = _graph_error_code(response)
+    detail = redact(api_error_message(response))
+    message = f"{what}: HTTP {status}: {detail}"
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if code in _DAILY_LIMIT_CODES:
+        return SenderLimitError(message, retry_after=retry_after, daily=True)
+    if status == 429 or code in _RATE_LIMIT_CODES:
+        return SenderLimitError(message, retry_after=retry_after)
+    if unsafe and code in _INVALID_RECIPIENT_CODES:
+        return RecipientRejectedError(message)
+    if unsafe and (status == 413 or code in _TOO_LARGE_CODES):
+        return MessageRejectedError(message)
+    if unsafe and code in _SEND_AS_DENIED_CODES:
+        return AuthRevokedError(f"{message}; the signed-in account may not send as this address")
+    return error_for_response(response, what, unsafe=unsafe)
 
 
 def _graph_error_code(response: requests.Response) -> str:

@@ -43,6 +43,7 @@ from seqctl.providers.base import (
 from seqctl.providers.imap import ImapMailbox
 from seqctl.providers.mail_account import log as _log
 from seqctl.providers.mime import envelope_recipients, strip_bcc
+from seqctl.providers.smtp_replies import rcpt_verdict, smtp_refusal
 
 
 def _smtp_error_text(code: int, message: bytes | str) -> str:
@@ -114,7 +115,7 @@ class SmtpProvider(ImapMailbox):
         self._check_ascii_credentials("SMTP")
         pending = self._append_pending(raw, message_id)
         try:
-            self._smtp_send(wire, recipients)
+            refused = self._smtp_send(wire, recipients)
         except UndecidableError:
             raise                       # the copy stays flagged: reconcile says "cannot tell"
         except ProviderError:           # a clear "not sent"; anything else keeps the flag
@@ -123,9 +124,13 @@ class SmtpProvider(ImapMailbox):
             raise
         if pending is not None:
             self._finish_pending(pending, sent=True)
-        return SendResult(provider_message_id=message_id, thread_id=None, message_id=message_id)
+        return SendResult(provider_message_id=message_id, thread_id=None, message_id=message_id,
+                          refused=refused)
 
-    def _smtp_send(self, wire: bytes, recipients: list[str]) -> None:
+    def _smtp_send(self, wire: bytes, recipients: list[str]) -> tuple[str, ...]:
+        """One SMTP transaction. Every refusal is sorted by whose problem it is, per
+        recipient and per message (`smtp_replies`); returns the recipients refused for good
+        while the others got the message."""
         data_started = False
         try:
             client = self._smtp_connect()
@@ -135,26 +140,33 @@ class SmtpProvider(ImapMailbox):
                     options.append("BODY=8BITMIME")
                 code, response = client.mail(self.inbox.address, options)
                 if code != 250:
-                    raise smtplib.SMTPSenderRefused(code, response, self.inbox.address)
-                refused: dict[str, tuple[int, bytes]] = {}
+                    raise self._refusal("MAIL", code, response)
+                refused: dict[str, ProviderError] = {}
                 for recipient in recipients:
                     code, response = client.rcpt(recipient)
                     if code not in (250, 251):
-                        refused[recipient] = (code, response)
-                deferred = any(400 <= code < 500 for code, _ in refused.values())
-                if deferred or len(refused) == len(recipients):
-                    # A deferred recipient would never get it if the rest went now: send to
-                    # nobody and retry for everyone later.
-                    client.rset()
-                    raise smtplib.SMTPRecipientsRefused(refused)
+                        refused[recipient] = self._refusal("RCPT", code, response, [recipient])
+                stop = rcpt_verdict(refused, len(recipients))
+                if stop is not None:
+                    with suppress(smtplib.SMTPException, OSError):
+                        client.rset()
+                    raise stop
                 data_started = True
-                code, response = client.data(wire)
+                try:
+                    code, response = client.data(wire)
+                except smtplib.SMTPDataError as error:     # DATA refused before the message
+                    data_started = False
+                    raise self._refusal("DATA", error.smtp_code, error.smtp_error) from error
+                if code >= 400:                            # refused after it: not sent
+                    data_started = False
+                    raise self._refusal("DATA", code, response)
                 if code != 250:
-                    raise smtplib.SMTPDataError(code, response)
+                    text = self._scrub(_smtp_error_text(code, response))
+                    raise UndecidableError(f"unexpected reply after the message data: {text}")
                 data_started = False    # accepted: nothing is ambiguous any more
-                for recipient, (code, response) in refused.items():
-                    _log(f"{recipient} was refused ({_smtp_error_text(code, response)}); "
-                         "the other recipients got the message")
+                for recipient, error in refused.items():
+                    _log(f"{recipient} was refused ({error}); the other recipients got the message")
+                return tuple(refused)
             finally:
                 with suppress(Exception):
                     client.quit()
@@ -168,33 +180,27 @@ class SmtpProvider(ImapMailbox):
                 f"{self.smtp_host} rejected the login for {self.username} ({text}): check "
                 f"{self._credential_name()}"
             ) from error
-        except smtplib.SMTPRecipientsRefused as error:
-            codes = [code for code, _ in error.recipients.values()]
-            text = self._scrub("; ".join(
-                f"{rcpt}: {_smtp_error_text(code, msg)}" for rcpt, (code, msg) in error.recipients.items()
-            ))
-            if any(400 <= code < 500 for code in codes):
-                raise TransientError(f"recipients deferred by {self.smtp_host}: {text}") from error
-            raise ProviderError(f"recipients refused by {self.smtp_host}: {text}") from error
-        except smtplib.SMTPResponseException as error:
+        except smtplib.SMTPResponseException as error:   # the greeting, EHLO or STARTTLS
             text = self._scrub(_smtp_error_text(error.smtp_code, error.smtp_error))
-            if 400 <= error.smtp_code < 500:
+            if error.smtp_code < 500:
                 raise TransientError(f"{self.smtp_host} said {text}") from error
-            if data_started and error.smtp_code < 400:
-                raise UndecidableError(f"unexpected reply after the message data: {text}") from error
-            raise ProviderError(f"{self.smtp_host} refused the message: {text}") from error
+            raise AuthRevokedError(
+                f"{self.smtp_host}:{self.smtp_port} will not take mail from this inbox: {text} "
+                "(check its server settings)"
+            ) from error
         except smtplib.SMTPServerDisconnected as error:
             raise self._network_error(error, data_started) from error
         except smtplib.SMTPException as error:       # no AUTH, no STARTTLS, no usable mechanism
-            raise ProviderError(
-                f"{self.smtp_host}:{self.smtp_port}: {self._scrub(error)}"
+            raise AuthRevokedError(
+                f"{self.smtp_host}:{self.smtp_port}: {self._scrub(error)} (check the inbox's "
+                "--security, --smtp-port and login settings)"
             ) from error
         except ssl.SSLError as error:
             if data_started or isinstance(error, ssl.SSLEOFError | ssl.SSLZeroReturnError):
                 raise self._network_error(error, data_started) from error
-            raise ProviderError(
+            raise AuthRevokedError(
                 f"TLS with {self.smtp_host}:{self.smtp_port} failed: {self._scrub(error)} "
-                "(a self-signed server needs ca_file)"
+                "(check --security and --smtp-port; a self-signed server needs ca_file)"
             ) from error
         except OSError as error:                     # refused, reset, timeout, DNS
             raise self._network_error(error, data_started) from error
@@ -207,6 +213,12 @@ class SmtpProvider(ImapMailbox):
                     "it may have been sent"
                 ) from None
             raise self._non_ascii_error("SMTP") from None
+
+    def _refusal(self, command: str, code: int, response: bytes | str,
+                 recipients: Iterable[str] = ()) -> ProviderError:
+        text = response.decode("utf-8", "replace") if isinstance(response, bytes) else response
+        return smtp_refusal(command, code, self._scrub(text), recipients=recipients,
+                            host=self.smtp_host)
 
     def _network_error(self, error: BaseException, data_started: bool) -> ProviderError:
         detail = self._scrub(error) or type(error).__name__

@@ -2,16 +2,20 @@
 
 It records every accepted message with its envelope, can require AUTH (PLAIN, LOGIN, XOAUTH2),
 offers STARTTLS (or implicit TLS) with a self-signed certificate, and plays scripted failures: queue a reply
-such as "451 4.3.0 Try later" for the next MAIL, RCPT or DATA.
+such as "451 4.3.0 Try later" for the next MAIL, RCPT or DATA, or for one address at RCPT. It
+counts the commands it saw (`handler.seen`: EHLO, AUTH, MAIL, RCPT, DATA), and `delay` slows every RCPT and DATA down (a
+slow server, for crash tests).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 import ssl
 import tempfile
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,13 +57,30 @@ class RecordingHandler:
     tokens: dict[str, str] = field(default_factory=dict)         # login -> XOAUTH2 token
     messages: list[ReceivedMessage] = field(default_factory=list)
     failures: dict[str, list[str]] = field(default_factory=dict)
+    address_failures: dict[str, list[str]] = field(default_factory=dict)   # RCPT, by address
     drop_after_data: bool = False
+    delay: float = 0.0
+    seen: Counter = field(default_factory=Counter)       # MAIL / RCPT / DATA / AUTH counts
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _scripted(self, command: str) -> str | None:
+    def _scripted(self, command: str, address: str | None = None) -> str | None:
         with self.lock:
+            self.seen[command] += 1
+            queue = self.address_failures.get((address or "").lower())
+            if queue:
+                reply = queue[0]
+                if len(queue) > 1:
+                    queue.pop(0)      # the last reply stays: "always", until replaced
+                return reply
             queue = self.failures.get(command)
             return queue.pop(0) if queue else None
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        with self.lock:
+            self.seen["EHLO"] += 1          # once per connection without STARTTLS
+        session.host_name = hostname        # what aiosmtpd does itself without this hook
+        return responses
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
@@ -72,13 +93,17 @@ class RecordingHandler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
-        reply = self._scripted("RCPT")
+        if self.delay:
+            await asyncio.sleep(self.delay / 2)
+        reply = self._scripted("RCPT", address)
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         reply = self._scripted("DATA")
         if reply:
             return reply
@@ -142,8 +167,19 @@ class SmtpTestServer:
         with self.handler.lock:
             self.handler.failures.setdefault(command.upper(), []).extend([reply] * times)
 
+    def fail_address(self, address: str, *replies: str) -> None:
+        """Answer RCPT TO:<address> with these replies in turn; the last one stays."""
+        with self.handler.lock:
+            self.handler.address_failures[address.lower()] = list(replies)
+
+    def clear_address(self, address: str) -> None:
+        with self.handler.lock:
+            self.handler.address_failures.pop(address.lower(), None)
+
     def _authenticate(self, server: SMTP, session: Session, envelope: Envelope,
                       mechanism: str, auth_data: object) -> AuthResult:
+        with self.handler.lock:
+            self.handler.seen["AUTH"] += 1
         if isinstance(auth_data, LoginPassword):
             login, password = auth_data.login.decode(), auth_data.password.decode()
             if self.handler.users.get(login) == password:
