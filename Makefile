@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_render.py
 	$(BIN)/python benchmarks/bench_spam.py
 	$(BIN)/python benchmarks/bench_intent.py
+	$(BIN)/python benchmarks/bench_reply_guard.py
 
 docs: $(STAMP)
 	$(BIN)/python scripts/gen_docs.py > docs/commands.md
