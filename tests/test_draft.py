@@ -99,7 +99,7 @@ def test_each_description_gives_its_steps_delays_window_and_exits(entry):
         assert document[key] == value
     validation = validate_sequence(drafted.to_yaml(entry["text"]))
     assert validation.ok, validation.errors
-    assert validation.warnings == []
+    assert all("still has a TODO: line" in w.message for w in validation.warnings)
 
 
 @pytest.mark.parametrize("entry", CORPUS, ids=lambda e: e["text"][:50])
@@ -216,6 +216,22 @@ def test_draft_writes_the_file_with_o_and_reads_stdin_with_dash(run, tmp_path):
     assert yaml.safe_load(target.read_text())["name"] == "my-seq"
 
 
+def test_validate_and_draft_warn_about_todo_lines_left_in_an_email(run, tmp_path):
+    target = tmp_path / "seed.yaml"
+    drafted = run("sequence", "draft", SEED, "-o", str(target))
+    assert drafted.code == 0
+    assert f"warning: {target}:" in drafted.err and "steps[1].body: still has a TODO" in drafted.err
+    checked = run("sequence", "validate", str(target), "--json")
+    assert checked.code == 0
+    assert [w["field"] for w in checked.json["warnings"]] == ["steps[1].body"]
+    line = checked.json["warnings"][0]["line"]
+    assert target.read_text().splitlines()[line - 1].strip().startswith("TODO:")
+    target.write_text(target.read_text().replace(
+        "TODO: your one-line pitch (what you do, for whom, and the result).",
+        "We cut onboarding time for SaaS teams in half."))
+    assert run("sequence", "validate", str(target), "--json").json["warnings"] == []
+
+
 def test_draft_warns_on_stderr_about_phrases_it_skips(run):
     result = run("sequence", "draft", "Day 1 intro email / juggle flaming torches")
     assert result.code == 0
@@ -264,6 +280,21 @@ def test_model_answer_that_fails_validation_lists_the_errors_and_writes_nothing(
     assert "does not pass validation" in result.err and "nothing was written" in result.err
     assert "Traceback" not in result.err and result.out == ""
     assert not target.exists()
+
+
+def test_words_the_parser_cannot_read_still_go_to_the_model(run, tmp_path):
+    result = run("sequence", "draft", "flibber jabber wocky", "--model", "seqctl-test",
+                 env=model_env(tmp_path))
+    assert result.code == 0, result.err
+    assert yaml.safe_load(result.out)["name"] == "model-sequence"
+    assert "deterministic parser drafted" not in logged(tmp_path)[0]["prompt"]
+
+
+def test_contradictory_words_are_an_error_with_a_model_too(run, tmp_path):
+    result = run("sequence", "draft", "Day 1 email. Send 9-5 ET and 10am-4pm ET", "--model",
+                 "seqctl-test", env=model_env(tmp_path))
+    assert result.code == 1 and "contradictory send windows" in result.err
+    assert logged(tmp_path) == []
 
 
 def test_model_answer_that_is_not_json_is_one_line(run, tmp_path):

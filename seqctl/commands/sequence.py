@@ -294,8 +294,9 @@ def draft(
             sys.stderr.write(f"{drafted.source}: {problem.field}: {problem.message}\n")
         raise SeqctlError(f"the draft from {drafted.source} does not pass validation "
                           f"({len(validation.errors)} problem(s) above); nothing was written")
+    label = str(output_file) if output_file is not None else "<stdout>"
     for problem in validation.warnings:
-        output.warn(f"{drafted.source}: {problem.field}: {problem.message}")
+        output.warn(problem.format(label))
     if output_file is None:
         sys.stdout.write(document)
         return

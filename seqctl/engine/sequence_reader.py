@@ -609,6 +609,14 @@ def _check_merge(
             reader.errors.append(
                 Problem(line, where, f"{problem.message} (fix the {{{{ }}}} or {{% %}} tags)")
             )
+    for offset, text_line in enumerate(template.split("\n")):
+        if _TODO.match(text_line):
+            reader.warnings.append(Problem(
+                base + offset, where, "still has a TODO: line (write it before anyone is "
+                "enrolled: it would be sent as it is)"))
+
+
+_TODO = re.compile(r"\s*TODO:")
 
 
 def _spam_scores(

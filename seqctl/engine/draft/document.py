@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from seqctl.engine.draft.timing import Step, place
-from seqctl.engine.draft.words import Reader, check_words
+from seqctl.engine.draft.words import NoStepError, Reader, check_words
 from seqctl.engine.sequence_spec import dump_yaml
-from seqctl.errors import SeqctlError
 
 DEFAULT_NAME = "drafted-sequence"
 MAX_NAME_CHARS = 60
@@ -222,13 +221,13 @@ def draft(text: str, *, name: str | None = None) -> Draft:
     reader.read(words)
     if not reader.steps:
         unknown = ", ".join(f'"{phrase}"' for phrase in reader.unknown)
-        raise SeqctlError(
+        raise NoStepError(
             "no step found in the words" + (f" (not understood: {unknown})" if unknown else "")
             + '; name at least one, e.g. "Day 1 — intro email / Day 3 — follow-up email" '
             "(docs/drafting.md lists the phrases)"
         )
     if all(step.kind == "wait" for step in reader.steps):
-        raise SeqctlError("the words name only waits: a sequence needs an email, call, LinkedIn "
+        raise NoStepError("the words name only waits: a sequence needs an email, call, LinkedIn "
                           "step or task")
     if reader.step_count is not None and reader.step_count != len(reader.steps):
         reader.warnings.append(f"the words say {reader.step_count} steps, the draft has "

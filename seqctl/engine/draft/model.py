@@ -7,7 +7,7 @@ import re
 from typing import Any, Protocol
 
 from seqctl.engine.draft.document import Draft, draft
-from seqctl.engine.draft.words import check_words
+from seqctl.engine.draft.words import NoStepError, check_words
 from seqctl.engine.render import BUILTIN_VARIABLES
 from seqctl.errors import SeqctlError
 
@@ -120,17 +120,15 @@ def draft_with_model(text: str, model: Model, *, name: str | None = None) -> Dra
     validation; the caller validates it like a file."""
     words = check_words(text)
     start: dict[str, Any] | None
-    warnings: list[str] = []
     try:
-        deterministic = draft(words, name=name)
-        start, warnings = deterministic.document, []
-    except SeqctlError:
+        start = draft(words, name=name).document
+    except NoStepError:  # the model may read what the parser could not; other errors stand
         start = None
     answer = model.answer(model_prompt(words, start), SEQUENCE_SCHEMA)
     document = document_from_answer(answer, model=model.name, name=name)
     if "name" not in document and start is not None:
         document["name"] = start["name"]
-    return Draft(_ordered(document), warnings, source=f"model {model.name}")
+    return Draft(_ordered(document), [], source=f"model {model.name}")
 
 
 def _ordered(document: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,10 @@ from seqctl.errors import SeqctlError
 MAX_TEXT_CHARS = 10_000
 MAX_STEPS = 50
 
+
+class NoStepError(SeqctlError):
+    """The words name no step (a model may still read them; the parser could not)."""
+
 # Step kinds. A strong word names the kind outright; the first strong word in a segment wins.
 # Weak words (an email's intent, "reminder") count only when the segment has no strong word.
 _STRONG_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -101,11 +105,11 @@ _ZONE_WORDS = {
     "AEDT": "Australia/Sydney",
 }  # fmt: skip
 _ZONE_WORD = re.compile(r"\b(ET|EST|EDT|CT|CST|CDT|MT|MST|MDT|PT|PST|PDT|UTC|GMT|BST|CET|CEST|"
-                        r"AEST|AEDT|[Ee]astern|[Cc]entral|[Mm]ountain|[Pp]acific)\b"
+                        r"AEST|AEDT|Eastern|Central|Mountain|Pacific)\b"
                         r"(?:\s+time)?")
 _CONTACT_ZONE = re.compile(
     r"\b(?:in\s+)?(?:their|the\s+contact'?s|the\s+prospect'?s|the\s+recipient'?s|each\s+contact'?s|"
-    r"contact|recipient|prospect)\s+(?:own\s+)?(?:local\s+)?(?:time\s*zones?|tz|local\s+time|time)\b"
+    r"contact|recipient|prospect)\s+(?:own\s+)?(?:local\s+)?(?:time\s*zones?|tz|local\s+time)\b"
     r"|\blocal\s+to\s+(?:the\s+)?(?:contact|recipient|prospect)\b",
     re.IGNORECASE,
 )
