@@ -4,7 +4,9 @@ tests/test_report_browser.py."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from datetime import timedelta
 from html.parser import HTMLParser
 
@@ -181,3 +183,27 @@ def test_no_sequences_is_a_clear_error(home, run, tmp_path):
     assert result.code == 1
     assert "no sequences yet" in result.err
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_an_output_path_that_is_no_regular_file_is_refused_and_left_as_it_was(
+        campaign, run, tmp_path, kind):
+    # `-o /dev/null` or `-o /dev/stdout` once replaced the device node or the link with a
+    # regular file (the atomic write renames over the path): a link, device or pipe is refused
+    folder = tmp_path / "out"
+    folder.mkdir()
+    target = folder / "elsewhere.html"
+    target.write_text("keep me")
+    out = folder / "out.html"
+    if kind == "symlink":
+        out.symlink_to(target)
+    else:
+        os.mkfifo(out)
+    result = run("report", "alpha", "-o", out)
+    assert result.code == 1
+    assert "not a regular file" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    mode = out.lstat().st_mode
+    assert stat.S_ISLNK(mode) if kind == "symlink" else stat.S_ISFIFO(mode)
+    assert target.read_text() == "keep me"
+    assert sorted(p.name for p in folder.iterdir()) == ["elsewhere.html", "out.html"]

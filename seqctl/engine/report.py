@@ -3,6 +3,7 @@ intent, sends and replies per day, tasks) and write one self-contained HTML file
 
 from __future__ import annotations
 
+import stat
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -112,11 +113,21 @@ def build(db: Database, names: list[str], now: datetime) -> dict[str, Any]:
 
 def write_report(db: Database, names: list[str], path: Path, now: datetime) -> dict[str, Any]:
     """Write the report to `path` (atomically: a reader never sees half a file). The folder
-    must exist. Returns {"path", "sequences", "bytes"}."""
+    must exist; a path that is a link, device or pipe is refused. Returns {"path",
+    "sequences", "bytes"}."""
     if path.is_dir():
         raise SeqctlError(f"{path} is a folder: name the HTML file to write, e.g. -o report.html")
     if not path.parent.is_dir():
         raise SeqctlError(f"the folder {path.parent} does not exist")
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        # the atomic write renames over the path: it would replace a link, a device such
+        # as /dev/null or a pipe with a plain file
+        raise SeqctlError(f"{path} is not a regular file (a link, device or pipe): name an "
+                          "ordinary file to write, e.g. -o report.html")
     data = build(db, names, now)
     text = pages.report_page(data)
     try:
