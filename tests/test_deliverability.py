@@ -95,6 +95,7 @@ def test_dkim_needs_a_non_empty_public_key():
     assert d.judge_dkim("a.test", {"selector1": [], "selector2": None},
                         {"selector2": "timeout"}).status == "unknown"
     assert d.judge_dkim("a.test", {}).status == "warn"          # provider unknown
+    assert d.judge_dkim("a.test", {}, mx_error="timed out").status == "unknown"   # untold
     assert d.judge_dkim_managed("gmail.com").status == "pass"
     assert d.judge_dkim_managed("acme.test") is None
 

@@ -240,6 +240,10 @@ def test_a_dns_error_answer_is_unknown(home, doctor):
     assert "REFUSED" in checks["mx"]["detail"]
     assert checks["spf"]["status"] == "unknown"
     assert checks["dmarc"]["status"] == "unknown"
+    # the provider (and so its DKIM selectors) could not be told from the MX hosts: DKIM is
+    # unknown too, not a warning that asks for --dkim-selector
+    assert checks["dkim"]["status"] == "unknown"
+    assert "REFUSED" in checks["dkim"]["detail"]
 
 
 def test_a_server_with_nothing_listening_is_unknown_within_the_lookup_limit(home, doctor):

@@ -258,8 +258,16 @@ def judge_dkim_managed(domain: str) -> Check | None:
 
 
 def judge_dkim(domain: str, selectors: dict[str, Sequence[str] | None],
-               errors: dict[str, str] | None = None, *, hint: str = "") -> Check:
-    """`selectors` maps each selector looked at to its TXT strings (None: lookup failed)."""
+               errors: dict[str, str] | None = None, *, hint: str = "",
+               mx_error: str | None = None) -> Check:
+    """`selectors` maps each selector looked at to its TXT strings (None: lookup failed).
+    No selectors and `mx_error`: the provider, and so its selectors, could not be told
+    because the MX lookup failed, which is `unknown`, not a missing setting."""
+    if not selectors and mx_error:
+        return Check("dkim", UNKNOWN, f"the provider of {domain}, and so its DKIM selectors, "
+                     f"could not be told: MX lookup failed: {mx_error}",
+                     "run doctor again; check SEQCTL_DNS_SERVER (or name your selector: "
+                     "--dkim-selector SELECTOR)")
     if not selectors:
         return Check("dkim", WARN, f"no DKIM selector known for {domain}'s provider",
                      "name your selector: seqctl doctor --dkim-selector SELECTOR")

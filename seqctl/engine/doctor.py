@@ -200,7 +200,7 @@ def check_dmarc(lookup: Lookup, domain: str) -> Check:
 
 
 def check_dkim(lookup: Lookup, domain: str, provider: str | None,
-               selector: str | None) -> Check:
+               selector: str | None, mx_error: str | None = None) -> Check:
     managed = judge.judge_dkim_managed(domain)
     if managed is not None and selector is None:
         return managed
@@ -212,7 +212,7 @@ def check_dkim(lookup: Lookup, domain: str, provider: str | None,
         found[name] = None if answer.error else answer.values
         if answer.error:
             errors[name] = answer.error
-    return judge.judge_dkim(domain, found, errors)
+    return judge.judge_dkim(domain, found, errors, mx_error=mx_error)
 
 
 # --- the workflow --------------------------------------------------------------------------
@@ -263,7 +263,8 @@ def diagnose(db: Database, lookup: Lookup, address: str | None = None,
         checks = [
             judge.judge_mx(domain, None if mx.error else mx.values, mx.error),
             judge.judge_spf(domain, spf_walk, provider, spf_error),
-            check_dkim(lookup, domain, provider, dkim_selector),
+            check_dkim(lookup, domain, provider, dkim_selector,
+                       mx.error if provider is None else None),
             check_dmarc(lookup, domain),
             judge.judge_one_click(tracking_base_url),
             judge.judge_physical_address(physical_address),
