@@ -267,3 +267,18 @@ def test_no_inboxes_and_no_address_is_a_clear_error(home, run):
     assert result.code == 1
     assert "no inboxes to check" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_text_from_dns_cannot_drive_the_terminal(capsys):
+    # a hostile domain's records end up in details (an SPF term, a DMARC p=): control
+    # characters are shown escaped, never written to the terminal as they are
+    from seqctl.commands import doctor as command
+
+    hostile = "unknown mechanism '\x1b]0;owned\x07\x1b[2J\r'"
+    command._print({"ok": False, "inboxes": [{
+        "address": "rep@evil.test", "domain": "evil.test", "provider": None, "inbox": False,
+        "checks": [{"name": "spf", "status": "fail", "detail": hostile, "fix": "fix\x1b[8m"}]}]})
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    assert "\\x1b]0;owned\\x07" in out
+    assert "fix: fix\\x1b[8m" in out

@@ -48,6 +48,13 @@ def doctor(
 MARKS = {"pass": "ok  ", "warn": "warn", "fail": "FAIL", "unknown": "??  "}
 
 
+def _shown(text: str) -> str:
+    """Details quote DNS records, which anyone can publish: control characters (terminal
+    escapes, carriage returns) are shown as \\xNN, never written as they are."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
 def _print(result: dict) -> None:
     for index, report in enumerate(result["inboxes"]):
         if index:
@@ -56,9 +63,10 @@ def _print(result: dict) -> None:
                                                                         "provider unknown")
         output.line(f"{report['address']} ({provider})")
         for check in report["checks"]:
-            output.line(f"  {MARKS[check['status']]}  {check['name']:<16} {check['detail']}")
+            output.line(f"  {MARKS[check['status']]}  {check['name']:<16} "
+                        f"{_shown(check['detail'])}")
             if check["fix"] and check["status"] != "pass":
-                output.line(f"{'':24}fix: {check['fix']}")
+                output.line(f"{'':24}fix: {_shown(check['fix'])}")
     counts = {status: sum(check["status"] == status for report in result["inboxes"]
                           for check in report["checks"]) for status in MARKS}
     output.line()
