@@ -282,3 +282,44 @@ def test_text_from_dns_cannot_drive_the_terminal(capsys):
     assert "\x1b" not in out and "\x07" not in out and "\r" not in out
     assert "\\x1b]0;owned\\x07" in out
     assert "fix: fix\\x1b[8m" in out
+
+
+def test_a_silent_server_is_asked_one_question_per_run_so_the_run_is_bounded(home, run):
+    # a real UDP server on loopback that reads every query and never answers: once the first
+    # question has timed out, doctor asks nothing more, so a dead server costs one time limit
+    # per run, not one per record and inbox
+    import socket
+    import threading
+
+    import dns.message
+
+    questions: list[str] = []
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def listen() -> None:
+        while not stop.is_set():
+            try:
+                data, _ = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            questions.append(dns.message.from_wire(data).question[0].name.to_text())
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    try:
+        add_inbox("gmail", "riley@good.test")
+        add_inbox("outlook", "sam@contoso.test")
+        result = run("doctor", "--json", env={
+            "SEQCTL_DNS_SERVER": f"127.0.0.1:{sock.getsockname()[1]}"}, timeout=90)
+    finally:
+        stop.set()
+        listener.join()
+        sock.close()
+    assert result.err == ""
+    for index in (0, 1):
+        assert {checks_of(result, index)[name]["status"] for name in
+                ("mx", "spf", "dkim", "dmarc")} == {"unknown"}
+    assert set(questions) == {"good.test."}          # the first MX question, and nothing after
