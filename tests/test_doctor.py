@@ -323,3 +323,33 @@ def test_a_silent_server_is_asked_one_question_per_run_so_the_run_is_bounded(hom
         assert {checks_of(result, index)[name]["status"] for name in
                 ("mx", "spf", "dkim", "dmarc")} == {"unknown"}
     assert set(questions) == {"good.test."}          # the first MX question, and nothing after
+
+
+def test_bounce_rate_counts_the_hard_bounces_of_the_inboxs_sends(home, doctor):
+    from seqctl.engine import outcomes
+    from tests.helpers import apply_yaml, enroll_all, setup_account, tick
+    from tests.test_analytics import T0
+
+    db, _ = setup_account(home, "rep@good.test")
+    apply_yaml(db, """
+        name: one
+        steps:
+          - step_type: email
+            subject: "Hi {{first_name}}"
+            body: "Short note."
+    """, T0)
+    emails = [f"p{n}@c{n}.test" for n in range(8)]
+    enroll_all(db, "one", emails, T0)
+    tick(db, T0)
+    assert db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'sent'").fetchone()[0] == 8
+    for email in emails[:2]:
+        contact = db.execute("SELECT id FROM contacts WHERE email = ?", [email]).fetchone()[0]
+        outcomes.on_bounce(db, contact, T0)
+    outcomes.on_bounce(db, db.execute("SELECT id FROM contacts WHERE email = ?",
+                                      [emails[2]]).fetchone()[0], T0, hard=False)   # soft
+    database.reset()
+    result = doctor("--json")
+    bounce = checks_of(result)["bounce_rate"]
+    assert bounce["status"] == "fail", bounce
+    assert bounce["detail"].startswith("2 of the last 8 sends bounced (25.0%)")
+    assert result.code == 1
