@@ -116,6 +116,10 @@ def test_the_report_holds_the_numbers_of_stats_json_for_each_sequence(campaign, 
         assert totals["replies"] == str(stats["totals"]["replies"])
         for test in stats["ab_tests"]:
             assert test["verdict"] in section
+        p_values = [c["text"].strip() for c in cells if c["metric"] == "p_value"]
+        assert p_values == [f"{test['p_value']:.4f}" if test["p_value"] is not None else "–"
+                            for test in stats["ab_tests"]]
+        assert len(stats["ab_tests"]) >= 1
     alpha = run("stats", "alpha", "--json").json
     assert alpha["totals"]["replies"] == 3 and alpha["totals"]["sent"] == 6 + 3   # repliers exit
 
