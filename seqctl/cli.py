@@ -151,7 +151,12 @@ app = typer.Typer(
     name="seqctl",
     cls=LazyGroup,
     help="Personal sales outreach cadences: sequences of emails, calls and tasks, sent from "
-    "your own mailbox, that stop when people answer.",
+    "your own mailbox, that stop when people answer.\n\n"
+    "\b\nExamples:\n"
+    "  seqctl demo                          the whole loop in a temporary folder\n"
+    "  seqctl sequence apply examples/cold-saas-intro.yaml\n"
+    "  seqctl enroll cold-saas-intro --csv contacts.csv\n"
+    "  seqctl tick                          what cron runs every minute\n",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -184,6 +189,16 @@ def root(
         config.set_db_path(db)
 
 
+def usage_error_line(exc: click.UsageError) -> str:
+    """`error: MESSAGE (see 'seqctl tick --help')`: click's four lines folded into one."""
+    message = " ".join(exc.format_message().split())
+    head, mean, rest = message.partition(" Did you mean ")
+    if mean and rest.count(" Did you mean "):       # typer and click both suggest
+        message = head + mean + rest.split(" Did you mean ")[0]
+    path = exc.ctx.command_path if exc.ctx is not None else "seqctl"
+    return f"error: {message} (see '{path} --help')"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and exit 1, never a traceback."""
     output.show_engine_notices()
@@ -196,8 +211,14 @@ def main(argv: list[str] | None = None) -> None:
     except click.Abort:
         sys.stderr.write("aborted\n")
         sys.exit(130)
-    except click.ClickException as exc:  # usage errors: click's message, exit 2
-        exc.show()
+    except click.exceptions.NoArgsIsHelpError as exc:    # `seqctl`, `seqctl export`: the help
+        sys.stdout.write(exc.format_message() + "\n")
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:     # one line, with where to look: exit 2
+        sys.stderr.write(usage_error_line(exc) + "\n")
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        sys.stderr.write(f"error: {' '.join(exc.format_message().split())}\n")
         sys.exit(exc.exit_code)
     except SeqctlError as exc:
         sys.stderr.write(f"error: {exc.message}\n")

@@ -44,6 +44,12 @@ def db_path() -> Path:
     return home() / "seqctl.db"
 
 
+def db_path_is_chosen() -> bool:
+    """True when `--db` or `SEQCTL_DB` names the database: then its folder must exist (seqctl
+    creates only its own data folder, never one named by a typo)."""
+    return _db_override is not None or bool(os.environ.get("SEQCTL_DB"))
+
+
 def tokens_dir() -> Path:
     return home() / "tokens"
 

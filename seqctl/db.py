@@ -356,7 +356,11 @@ def m_sending_throttle_and_spacing(db: Database) -> None:
 
 def connect(path: Path | None = None) -> Database:
     """Open (creating if missing) the database, apply pending migrations, and return it."""
+    chosen = path is not None or config.db_path_is_chosen()
     path = path or config.db_path()
+    if chosen and not path.parent.is_dir():
+        raise SeqctlError(f"cannot open database {path}: the folder {path.parent} does not exist "
+                          "(create it, or fix --db / SEQCTL_DB)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         new = not path.exists()

@@ -29,6 +29,43 @@ def test_every_command_has_help_text():
     assert missing == []
 
 
+def _help(path, command):
+    ctx = typer.Context(command, info_name=" ".join(path))
+    with ctx:
+        return command.get_help(ctx)
+
+
+def test_every_help_has_an_example():
+    missing = [" ".join(path) for path, command in commands()
+               if "Example" not in _help(path, command)]
+    assert missing == []
+
+
+def test_every_argument_and_option_is_described():
+    missing = [f"{' '.join(path)} {param.name}" for path, command in commands()
+               for param in command.params if not (getattr(param, "help", None) or "").strip()]
+    assert missing == []
+
+
+def test_reference_is_what_the_generator_prints():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "scripts" / "gen_docs.py")
+    gen_docs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen_docs)
+    assert (ROOT / "docs" / "commands.md").read_text() == gen_docs.render(), \
+        "run `make docs` to regenerate docs/commands.md"
+
+
+def test_each_command_has_its_help_under_its_own_heading():
+    reference = (ROOT / "docs" / "commands.md").read_text()
+    for path, _ in commands():
+        name = " ".join(path)
+        section = reference.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
+        block = section.split("```\n", 2)[1]
+        assert block.startswith(f"Usage: {name} "), name       # not empty, and its own help
+
+
 def test_every_command_is_in_the_generated_reference():
     reference = (ROOT / "docs" / "commands.md").read_text()
     missing = [" ".join(path) for path, _ in commands()

@@ -60,6 +60,17 @@ def test_enroll_without_inbox_fails_with_plain_message_and_exit_1(run, home):
     assert rows[0]["status"] == "failed" and "inbox add" in rows[0]["failure_message"]
 
 
+def test_resume_failed_inbox_includes_enrollments_that_had_no_inbox_at_all(run, home):
+    (home / "seq.yaml").write_text(textwrap.dedent(SEQUENCE))
+    assert run("sequence", "apply", home / "seq.yaml").code == 0
+    assert run("enroll", "intro", "a@x.test").code == 1            # nobody can send yet
+    assert run("inbox", "add", "maildir", "rep@x.test", "--dir", home / "mail").code == 0
+    result = run("resume", "--failed", "--inbox", "rep@x.test", "--json")
+    assert result.code == 0 and result.json == {"resumed": 1, "still_failed": 0}
+    row = run("enrollments", "list", "--json").json[0]
+    assert row["status"] == "active" and row["inbox"] == "rep@x.test"
+
+
 def test_tick_json_counts_and_enrollments_list_shape(run, home):
     mail = setup(run, home)
     result = run("tick", "--json", now="2026-03-02T10:00:00Z")

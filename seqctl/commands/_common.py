@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from seqctl import config
 from seqctl import db as database
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from sqlite_utils import Database
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+EmailArg = Annotated[str, typer.Argument(help="The contact's email address.", show_default=False)]
+SequenceArg = Annotated[str, typer.Argument(help="The sequence's name.", show_default=False)]
+InboxArg = Annotated[str, typer.Argument(help="The inbox's email address.", show_default=False)]
 
 
 def db() -> Database:
@@ -46,23 +50,57 @@ def input_file(file: str | Path) -> Iterator[tuple[IO[bytes], str]]:
         yield handle, str(file)
 
 
-def group(help_text: str) -> typer.Typer:
+class DefaultGroup(TyperGroup):
+    """A group that runs its default command (see `default`) when no command is named, with
+    the options given: `seqctl tasks --status all` is `seqctl tasks list --status all`."""
+
+    default_callback: Callable[..., Any] | None = None
+
+    def _default_name(self) -> str | None:
+        for name, command in self.commands.items():
+            if getattr(command.callback, "__wrapped__", None) is self.default_callback:
+                return name
+        return None
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        name = self._default_name() if self.default_callback is not None else None
+        asks_help = any(arg in ctx.help_option_names for arg in args[:1])
+        if name is not None and not asks_help and (not args or args[0].startswith("-")):
+            args = [name, *args]
+        return super().parse_args(ctx, args)
+
+
+def with_examples(help_text: str, examples: list[str]) -> str:
+    """Help text followed by an Examples block that click prints as it is (`\\b`)."""
+    head = "Example:" if len(examples) == 1 else "Examples:"
+    return help_text + f"\n\n\b\n{head}\n" + "".join(f"  {line}\n" for line in examples)
+
+
+def subgroup(help_text: str, examples: list[str]) -> typer.Typer:
+    """A group of commands inside a group (`inbox add ...`), with no default command."""
+    return typer.Typer(help=with_examples(help_text, examples), no_args_is_help=True,
+                       rich_markup_mode=None)
+
+
+def group(help_text: str, examples: list[str]) -> typer.Typer:
     """A command group; the command registered with `@default(app)` runs when none is named
     (groups default to `list`, so `seqctl users` means `seqctl users list`)."""
-    app = typer.Typer(help=help_text, invoke_without_command=True, no_args_is_help=False,
-                      rich_markup_mode="markdown")
+    holder: dict[str, Any] = {}
+
+    class _Group(DefaultGroup):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.default_callback = getattr(holder.get("app"), "_seqctl_default", None)
+            self.no_args_is_help = self.default_callback is None
+
+    app = typer.Typer(help=with_examples(help_text, examples), cls=_Group, rich_markup_mode=None,
+                      context_settings={"help_option_names": ["-h", "--help"]})
+    holder["app"] = app
 
     @app.callback()
-    def _default(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-        if ctx.invoked_subcommand is not None:
-            return
-        target = getattr(app, "_seqctl_default", None)
-        if target is None:
-            typer.echo(ctx.get_help())
-            raise typer.Exit(0)
-        ctx.invoke(target, json_out=json_out)
+    def _group() -> None:       # a group even with one command (`enrollments list`)
+        pass
 
-    _default.__doc__ = help_text
     return app
 
 

@@ -8,10 +8,13 @@ from typing import Annotated, Any
 import typer
 
 from seqctl import output
-from seqctl.commands._common import JsonOpt, db, default, group, input_file
+from seqctl.commands._common import EmailArg, JsonOpt, db, default, group, input_file
 from seqctl.engine import contacts
 
-app = group("The people you reach out to: import them from CSV, look them up, edit them.")
+app = group(
+    "The people you reach out to: import them from CSV, look them up, edit them.",
+    examples=["seqctl contacts import leads.csv", "seqctl contacts --search acme"],
+)
 
 LIST_COLUMNS = ["email", "name", "company_name", "lifecycle_stage", "owner_email", "suppressed"]
 
@@ -35,6 +38,11 @@ def import_(
     empty cell never erases what is stored. When an email appears twice, the later row wins.
     Bad rows (missing or invalid email, unknown owner, bad timezone) are listed as FILE:LINE
     on stderr and skipped; the exit code is then 1.
+
+    \b
+    Examples:
+      seqctl contacts import leads.csv
+      cat leads.csv | seqctl contacts import - --json
     """
     with input_file(file) as (stream, name), output.progress("importing") as advance:
         result = contacts.import_contacts(db(), stream, filename=name, progress=advance)
@@ -70,7 +78,13 @@ def list_contacts(
         str | None, typer.Option("--search", help="Text found in the email, name or company.")
     ] = None,
 ) -> None:
-    """List contacts, by email."""
+    """List contacts, by email.
+
+    \b
+    Examples:
+      seqctl contacts
+      seqctl contacts list --stage lead --search acme
+    """
     rows = contacts.list_contacts(db(), stage=stage, search=search)
     if json_out:
         output.emit_json([contacts.public(row) for row in rows])
@@ -83,8 +97,13 @@ def list_contacts(
 
 
 @app.command("show")
-def show(email: str, json_out: JsonOpt = False) -> None:
-    """Show one contact, custom fields included."""
+def show(email: EmailArg, json_out: JsonOpt = False) -> None:
+    """Show one contact, custom fields included.
+
+    \b
+    Example:
+      seqctl contacts show ava@acme.test
+    """
     contact = contacts.get_contact(db(), email)
     if json_out:
         output.emit_json(contacts.public(contact))
@@ -110,7 +129,7 @@ def _print(contact: dict[str, Any]) -> None:
 
 @app.command("set")
 def set_(
-    email: str,
+    email: EmailArg,
     field: Annotated[
         str,
         typer.Argument(
@@ -119,7 +138,13 @@ def set_(
     ],
     value: Annotated[str, typer.Argument(help="New value; '' clears it.")],
 ) -> None:
-    """Set one field of a contact, validated like import (email, owner, timezone)."""
+    """Set one field of a contact, validated like import (email, owner, timezone).
+
+    \b
+    Examples:
+      seqctl contacts set ava@acme.test timezone America/Chicago
+      seqctl contacts set ava@acme.test plan_tier ''
+    """
     contact = contacts.set_field(db(), email, field, value)
     name = contacts.column_name(field)
     stored = contact[name] if name in contact else contact["custom_fields"].get(name)
@@ -127,8 +152,13 @@ def set_(
 
 
 @app.command("set-stage")
-def set_stage(email: str, stage: str) -> None:
-    """Change a contact's lifecycle stage; sequences with exit_on_stage_change are exited."""
+def set_stage(email: EmailArg, stage: Annotated[str, typer.Argument(help="The new lifecycle stage (e.g. opportunity, customer).")]) -> None:
+    """Change a contact's lifecycle stage; sequences with exit_on_stage_change are exited.
+
+    \b
+    Example:
+      seqctl contacts set-stage ava@acme.test opportunity
+    """
     contact = contacts.set_stage(db(), email, stage)
     exited = len(contact["exited_enrollments"])
     output.info(

@@ -11,8 +11,9 @@ from seqctl.commands._common import JsonOpt, db, default, group
 from seqctl.engine import deals
 
 app = group(
-    "Deals and the contacts on them. Moving a deal to another stage exits its contacts from "
-    "sequences with exit_on_stage_change (`stage_changed`)."
+    "Deals and the contacts on them. Moving a deal to another stage exits its contacts "
+    "from sequences with exit_on_stage_change (`stage_changed`).",
+    examples=["seqctl deals add 'Acme renewal' --contact ava@acme.test", "seqctl deals"],
 )
 
 
@@ -22,12 +23,17 @@ def _plural(count: int, word: str) -> str:
 
 @app.command("add")
 def add(
-    name: str,
+    name: Annotated[str, typer.Argument(help="The deal's name.")],
     stage: Annotated[str, typer.Option("--stage", help="Its stage now.")] = "",
     contacts: Annotated[list[str] | None, typer.Option(
         "--contact", help="A contact on the deal (repeat the option for more).")] = None,
 ) -> None:
-    """Create a deal, optionally with its stage and contacts."""
+    """Create a deal, optionally with its stage and contacts.
+
+    \b
+    Example:
+      seqctl deals add 'Acme renewal' --stage discovery --contact ava@acme.test
+    """
     deal = deals.add_deal(db(), name, clock.now(), stage=stage, emails=contacts or [])
     output.info(f"deal '{deal['name']}' added"
                 + (f" at stage {deal['stage']}" if deal["stage"] else "")
@@ -35,16 +41,16 @@ def add(
 
 
 @app.command("link")
-def link(name: str, emails: list[str]) -> None:
+def link(name: Annotated[str, typer.Argument(help="The deal's name.")], emails: Annotated[list[str], typer.Argument(help="Contact email addresses.")]) -> None:
     """Put contacts on a deal."""
     linked = deals.link(db(), name, emails)
     output.info(f"{_plural(linked, 'contact')} linked to '{name.strip()}'")
 
 
 @app.command("set-stage")
-def set_stage(name: str, stage: str, json_out: JsonOpt = False) -> None:
+def set_stage(name: Annotated[str, typer.Argument(help="The deal's name.")], stage: Annotated[str, typer.Argument(help="The deal's new stage.")], json_out: JsonOpt = False) -> None:
     """Move a deal to STAGE. When the stage really changes, its contacts exit sequences with
-    exit_on_stage_change at once."""
+    """
     result = deals.set_stage(db(), name, stage, clock.now())
     if json_out:
         output.emit_json(result)
@@ -59,7 +65,13 @@ def set_stage(name: str, stage: str, json_out: JsonOpt = False) -> None:
 @default(app)
 @app.command("list")
 def list_deals(json_out: JsonOpt = False) -> None:
-    """List deals with their stage and contacts."""
+    """List deals with their stage and contacts.
+
+    \b
+    Examples:
+      seqctl deals
+      seqctl deals list --json
+    """
     rows = deals.list_deals(db())
     if json_out:
         output.emit_json(rows)

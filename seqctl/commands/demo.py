@@ -31,7 +31,13 @@ def demo(
 ) -> None:
     """Run the whole loop on a maildir inbox in a temporary folder: apply the example sequence,
     import the example contacts, enroll them, tick through simulated days, drop a reply, tick
-    again, and show the exits, tasks and stats. Touches none of your data."""
+    again, and show the exits, tasks and stats. Touches none of your data.
+
+    \b
+    Examples:
+      seqctl demo
+      seqctl demo --days 7 --keep
+    """
     sequence_file = EXAMPLES / "cold-saas-intro.yaml"
     contacts_file = EXAMPLES / "contacts.csv"
     if not sequence_file.exists() or not contacts_file.exists():

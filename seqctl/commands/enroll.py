@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from seqctl import clock, output
-from seqctl.commands._common import JsonOpt, db, input_file
+from seqctl.commands._common import EmailArg, JsonOpt, SequenceArg, db, input_file
 from seqctl.engine import enroll as engine
 from seqctl.errors import SeqctlError
 
@@ -23,7 +23,7 @@ def register(root: typer.Typer) -> None:
 
 
 def enroll(
-    sequence: str,
+    sequence: SequenceArg,
     emails: Annotated[list[str] | None, typer.Argument(help="Contact emails.")] = None,
     csv: Annotated[Path | None, typer.Option(
         "--csv", help="Contacts CSV to import and enroll ('-' reads standard input).")] = None,
@@ -33,12 +33,19 @@ def enroll(
     json_out: JsonOpt = False,
 ) -> None:
     """Enroll contacts in SEQUENCE. Exits 1 when any contact failed (or any CSV row was bad),
-    so a script can tell."""
+    so a script can tell.
+
+    \b
+    Examples:
+      seqctl enroll cold-saas-intro ava@acme.test ben@acme.test
+      seqctl enroll cold-saas-intro --csv leads.csv --inbox riley@acme.test
+    """
     from seqctl.engine.contacts import import_contacts
 
     if not emails and csv is None:
         raise typer.BadParameter("give contact emails or --csv FILE", param_hint="EMAILS")
     database = db()
+    engine.check_enrollable(database, sequence, inbox)     # before any CSV row is imported
     wanted = list(emails or [])
     bad_rows: list[dict] = []
     if csv is not None:
@@ -72,8 +79,13 @@ def enroll(
         raise typer.Exit(1)
 
 
-def pause(sequence: str, email: str) -> None:
-    """Pause EMAIL in SEQUENCE: nothing fires or sends until `seqctl resume`."""
+def pause(sequence: SequenceArg, email: EmailArg) -> None:
+    """Pause EMAIL in SEQUENCE: nothing fires or sends until `seqctl resume`.
+
+    \b
+    Example:
+      seqctl pause cold-saas-intro ava@acme.test
+    """
     database = db()
     found = engine.find_enrollment(database, sequence, email)
     engine.pause(database, found, clock.now())
@@ -81,15 +93,22 @@ def pause(sequence: str, email: str) -> None:
 
 
 def resume(
-    sequence: Annotated[str | None, typer.Argument()] = None,
-    email: Annotated[str | None, typer.Argument()] = None,
+    sequence: Annotated[str | None, typer.Argument(help="The sequence's name.")] = None,
+    email: Annotated[str | None, typer.Argument(help="The contact's email address.")] = None,
     failed: Annotated[bool, typer.Option(
         "--failed", help="Resume every failed enrollment (with --inbox: that failed on it).")] = False,
-    inbox: Annotated[str | None, typer.Option("--inbox")] = None,
+    inbox: Annotated[str | None, typer.Option(
+        "--inbox", help="With --failed: only enrollments that send from (or failed for want of) this inbox.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Resume a paused or failed enrollment (SEQUENCE EMAIL), or with --failed every failed
-    one (of --inbox ADDRESS, after reconnecting it)."""
+    one (of --inbox ADDRESS, after reconnecting it).
+
+    \b
+    Examples:
+      seqctl resume cold-saas-intro ava@acme.test
+      seqctl resume --failed --inbox riley@acme.test
+    """
     database = db()
     now = clock.now()
     if failed:
@@ -114,8 +133,13 @@ def resume(
         output.info(f"resumed {email} in {sequence}")
 
 
-def unenroll(sequence: str, email: str) -> None:
-    """Take EMAIL out of SEQUENCE for good (exit reason `manual`)."""
+def unenroll(sequence: SequenceArg, email: EmailArg) -> None:
+    """Take EMAIL out of SEQUENCE for good (exit reason `manual`).
+
+    \b
+    Example:
+      seqctl unenroll cold-saas-intro ava@acme.test
+    """
     database = db()
     found = engine.find_enrollment(database, sequence, email)
     if not engine.unenroll(database, found["id"], clock.now()):

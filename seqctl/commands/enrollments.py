@@ -10,19 +10,28 @@ from seqctl import output
 from seqctl.commands._common import JsonOpt, db, default, group
 from seqctl.engine import enroll as engine
 
-app = group("Who is in which sequence, and where they are in it.")
+app = group(
+    "Who is in which sequence, and where they are in it.",
+    examples=["seqctl enrollments --status paused"],
+)
 
 
 @default(app)
 @app.command("list")
 def list_enrollments(
-    sequence: Annotated[str | None, typer.Option("--sequence", "-s")] = None,
+    sequence: Annotated[str | None, typer.Option("--sequence", "-s", help="Only this sequence.")] = None,
     status: Annotated[str | None, typer.Option(
         "--status", help="active | paused | exited | failed")] = None,
-    email: Annotated[str | None, typer.Option("--email")] = None,
+    email: Annotated[str | None, typer.Option("--email", help="Only this contact.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List every matching enrollment (no limit)."""
+    """List every matching enrollment (no limit).
+
+    \b
+    Examples:
+      seqctl enrollments
+      seqctl enrollments list --sequence cold-saas-intro --status failed
+    """
     if status is not None and status not in ("active", "paused", "exited", "failed"):
         raise typer.BadParameter("active, paused, exited or failed", param_hint="--status")
     database = db()

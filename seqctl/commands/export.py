@@ -16,7 +16,10 @@ from seqctl.engine import analytics
 from seqctl.errors import SeqctlError
 from seqctl.files import private_text_file
 
-app = group("Export events or enrollments as CSV (a header row, one row per item).")
+app = group(
+    "Export events or enrollments as CSV (a header row, one row per item).",
+    examples=["seqctl export events -o events.csv"],
+)
 
 CsvOpt = Annotated[bool, typer.Option("--csv", help="CSV with a header row (the default).")]
 SequenceOpt = Annotated[str | None, typer.Option("--sequence", help="Only this sequence.")]
@@ -46,7 +49,12 @@ def _write(columns: list[str], rows: Iterable[list[Any]], target: Path | None) -
 @app.command("events")
 def events(csv_out: CsvOpt = True, sequence: SequenceOpt = None, to: OutputOpt = None) -> None:
     """Every event (sent, open, click, reply, ...) with its sequence, step, variant and
-    contact, oldest first."""
+    contact, oldest first.
+
+    \b
+    Example:
+      seqctl export events > events.csv
+    """
     rows = analytics.export_events(db(), sequence)
     first = next(rows, None)        # a bad --sequence fails before the header is printed
     _write(analytics.EVENT_COLUMNS, _chain(first, rows), to)
@@ -55,7 +63,12 @@ def events(csv_out: CsvOpt = True, sequence: SequenceOpt = None, to: OutputOpt =
 @app.command("enrollments")
 def enrollments(csv_out: CsvOpt = True, sequence: SequenceOpt = None,
                 to: OutputOpt = None) -> None:
-    """Every enrollment with its contact, status, exit reason, variant and next step."""
+    """Every enrollment with its contact, status, exit reason, variant and next step.
+
+    \b
+    Example:
+      seqctl export enrollments --sequence cold-saas-intro -o enrollments.csv
+    """
     rows = analytics.export_enrollments(db(), sequence)
     first = next(rows, None)
     _write(analytics.ENROLLMENT_COLUMNS, _chain(first, rows), to)

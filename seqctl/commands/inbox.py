@@ -8,19 +8,29 @@ from typing import Annotated
 import typer
 
 from seqctl import clock, output
-from seqctl.commands._common import JsonOpt, db, default, group, install_key
+from seqctl.commands._common import (
+    InboxArg,
+    JsonOpt,
+    db,
+    default,
+    group,
+    install_key,
+    subgroup,
+)
 from seqctl.engine import accounts, inbox_admin
 from seqctl.errors import SeqctlError
 
-app = group("The mailboxes seqctl sends from and watches for replies.")
-add_app = typer.Typer(help="Add an inbox: maildir (local, no account) or smtp.",
-                      no_args_is_help=True)
+app = group("The mailboxes seqctl sends from and watches for replies.",
+            examples=["seqctl inbox add maildir riley@acme.test --dir ~/Mail/seqctl",
+                      "seqctl inbox"])
+add_app = subgroup("Add an inbox: maildir (local, no account) or smtp.",
+                   ["seqctl inbox add maildir riley@acme.test --dir ~/Mail/seqctl"])
 app.add_typer(add_app, name="add")
-connect_app = typer.Typer(help="Connect a Gmail or Outlook mailbox through its own sign-in.",
-                          no_args_is_help=True)
+connect_app = subgroup("Connect a Gmail or Outlook mailbox through its own sign-in.",
+                       ["seqctl inbox connect gmail --client-secrets client_secret.json"])
 app.add_typer(connect_app, name="connect")
-import_app = typer.Typer(help="Store an authorization made elsewhere (headless hosts).",
-                         no_args_is_help=True)
+import_app = subgroup("Store an authorization made elsewhere (headless hosts).",
+                      ["seqctl inbox import gmail riley@acme.test --credentials token.json"])
 app.add_typer(import_app, name="import")
 
 DailyCap = Annotated[int | None, typer.Option("--daily-cap", min=1,
@@ -76,14 +86,19 @@ def _public(row: dict) -> dict:
 
 @add_app.command("maildir")
 def add_maildir(
-    address: str,
+    address: InboxArg,
     directory: Annotated[Path, typer.Option("--dir", help="Maildir root: sent/ and inbox/ inside.")],
     daily_cap: DailyCap = None,
     make_default: DefaultOpt = False,
     spacing: SpacingOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Add a local Maildir inbox: sent mail is written to DIR/sent, replies read from DIR/inbox."""
+    """Add a local Maildir inbox: sent mail is written to DIR/sent, replies read from DIR/inbox.
+
+    \b
+    Example:
+      seqctl inbox add maildir riley@acme.test --dir ~/Mail/seqctl
+    """
     from seqctl.providers.maildir import create_maildir
 
     directory = directory.expanduser().resolve()
@@ -99,13 +114,13 @@ def add_maildir(
 
 @add_app.command("smtp")
 def add_smtp(
-    address: str,
-    smtp_host: Annotated[str, typer.Option("--smtp-host")],
-    smtp_port: Annotated[int | None, typer.Option("--smtp-port")] = None,
+    address: InboxArg,
+    smtp_host: Annotated[str, typer.Option("--smtp-host", help="The SMTP server (e.g. smtp.fastmail.com).")],
+    smtp_port: Annotated[int | None, typer.Option("--smtp-port", help="Default: 465 with ssl, else 587.")] = None,
     security: Annotated[str, typer.Option("--security", help="ssl | starttls | none")] = "starttls",
-    imap_host: Annotated[str | None, typer.Option("--imap-host")] = None,
-    imap_port: Annotated[int | None, typer.Option("--imap-port")] = None,
-    username: Annotated[str | None, typer.Option("--username")] = None,
+    imap_host: Annotated[str | None, typer.Option("--imap-host", help="The IMAP server for replies and the Sent copy (default: none).")] = None,
+    imap_port: Annotated[int | None, typer.Option("--imap-port", help="Default: 993.")] = None,
+    username: Annotated[str | None, typer.Option("--username", help="Login name (default: the address).")] = None,
     password_env: Annotated[str | None, typer.Option(
         "--password-env", help="Name of the environment variable holding the password.")] = None,
     oauth: Annotated[str | None, typer.Option(
@@ -122,7 +137,12 @@ def add_smtp(
     """Add an SMTP (send) + IMAP (replies, Sent copy) inbox. The password is never stored:
     --password-env names a variable read at send time. With --oauth gmail|outlook the login is
     XOAUTH2 with the token of that address's authorization (`inbox connect` or `inbox import`
-    first)."""
+    first).
+
+    \b
+    Example:
+      MAIL_PW=... seqctl inbox add smtp riley@acme.test --smtp-host smtp.fastmail.com --imap-host imap.fastmail.com --password-env MAIL_PW
+    """
     if security not in ("ssl", "starttls", "none"):
         raise typer.BadParameter("ssl, starttls or none", param_hint="--security")
     if oauth not in (None, "gmail", "outlook"):
@@ -149,7 +169,13 @@ def add_smtp(
 @default(app)
 @app.command("list")
 def list_inboxes(json_out: JsonOpt = False) -> None:
-    """List inboxes with owner, status, daily cap, sends in the last 24 hours and last sync."""
+    """List inboxes with owner, status, daily cap, sends in the last 24 hours and last sync.
+
+    \b
+    Examples:
+      seqctl inbox
+      seqctl inbox list --json
+    """
     from seqctl.engine.dispatch import sent_last_24h
 
     database = db()
@@ -174,23 +200,33 @@ def list_inboxes(json_out: JsonOpt = False) -> None:
 
 @app.command("set")
 def set_inbox(
-    address: str,
+    address: InboxArg,
     daily_cap: DailyCap = None,
     make_default: DefaultOpt = False,
     spacing: SpacingOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Change an inbox's daily cap or pacing, or make it its owner's default.
-    `--spacing 60-180` waits a random 60 to 180 seconds after each send before the next."""
+    `--spacing 60-180` waits a random 60 to 180 seconds after each send before the next.
+
+    \b
+    Example:
+      seqctl inbox set riley@acme.test --daily-cap 40 --spacing 60-180
+    """
     row = inbox_admin.set_inbox(db(), address, daily_cap=daily_cap, make_default=make_default,
                                 spacing=_spacing(spacing))
     _done(row, json_out)
 
 
 @app.command("remove")
-def remove(address: str) -> None:
+def remove(address: InboxArg) -> None:
     """Remove an inbox. Its queued emails and the enrollments that send from it fail with a
-    message; add the inbox again (or another) and `seqctl resume --failed --inbox ADDRESS`."""
+    message; add the inbox again (or another) and `seqctl resume --failed --inbox ADDRESS`.
+
+    \b
+    Example:
+      seqctl inbox remove old@acme.test
+    """
     failed = accounts.remove_inbox(db(), address, clock.now())
     output.info(f"inbox {address} removed" + (f"; {failed} enrollments failed" if failed else ""))
 
@@ -240,7 +276,12 @@ def connect_gmail(
     json_out: JsonOpt = False,
 ) -> None:
     """Connect a Gmail / Google Workspace mailbox: Google's sign-in runs in the browser and
-    redirects back to a local port; the grant is stored in $SEQCTL_HOME/tokens (0600)."""
+    redirects back to a local port; the grant is stored in $SEQCTL_HOME/tokens (0600).
+
+    \b
+    Example:
+      seqctl inbox connect gmail --client-secrets ~/Downloads/client_secret.json
+    """
     from seqctl import config
     from seqctl.providers import gmail
 
@@ -266,7 +307,12 @@ def connect_outlook(
     json_out: JsonOpt = False,
 ) -> None:
     """Connect an Outlook / Microsoft 365 mailbox with a device code: open the printed URL on
-    any device and enter the code. The MSAL token cache is stored in $SEQCTL_HOME/tokens."""
+    any device and enter the code. The MSAL token cache is stored in $SEQCTL_HOME/tokens.
+
+    \b
+    Example:
+      seqctl inbox connect outlook --client-id 00000000-0000-0000-0000-000000000000
+    """
     from seqctl import config
     from seqctl.providers import outlook
 
@@ -280,7 +326,7 @@ def connect_outlook(
 
 @import_app.command("gmail")
 def import_gmail(
-    address: str,
+    address: InboxArg,
     credentials: Annotated[Path, typer.Option(
         "--credentials", help="Authorized-user JSON (client_id, client_secret, refresh_token).")],
     calendar: CalendarOpt = False,
@@ -290,7 +336,12 @@ def import_gmail(
     json_out: JsonOpt = False,
 ) -> None:
     """Use a Gmail authorization made on another machine (e.g. `inbox connect gmail` on a
-    laptop, then copy its token file): for servers without a browser."""
+    laptop, then copy its token file): for servers without a browser.
+
+    \b
+    Example:
+      seqctl inbox import gmail riley@acme.test --credentials token.json
+    """
     import json
 
     from seqctl import config
@@ -311,11 +362,11 @@ def import_gmail(
 
 
 @app.command("resume")
-def resume(address: str, json_out: JsonOpt = False) -> None:
+def resume(address: InboxArg, json_out: JsonOpt = False) -> None:
     """Let a paused inbox send again. A bounce pause (`paused_bounces`) ends at once; an inbox
     that `needs_reauth` is first checked with its provider, and stays paused (with the command
     to reconnect) unless its authorization works again. Failed enrollments are resumed
-    separately: `seqctl resume --failed --inbox ADDRESS`."""
+    """
     database = db()
     was = inbox_admin.resume(database, address, clock.now())
     row = accounts.inbox(database, address)
@@ -330,12 +381,12 @@ def resume(address: str, json_out: JsonOpt = False) -> None:
 
 @app.command("test")
 def test_inbox(
-    address: str,
+    address: InboxArg,
     to: Annotated[str, typer.Option("--to", help="Where to send the test message.")],
     json_out: JsonOpt = False,
 ) -> None:
     """Send one test message from ADDRESS to EMAIL now, through the same outbox and provider
-    path as sequence emails, and print what the provider answered."""
+    """
     result = inbox_admin.send_test(db(), address, to, clock.now(), key=install_key())
     outbox_id, message_id = result["outbox_id"], result["message_id"]
     if result["tick_running"]:

@@ -19,7 +19,13 @@ def register(root: typer.Typer) -> None:
 
 
 def init(json_out: JsonOpt = False) -> None:
-    """Create the data folder and database (safe to run again)."""
+    """Create the data folder and database (safe to run again).
+
+    \b
+    Examples:
+      seqctl init
+      SEQCTL_HOME=~/work/seqctl seqctl init --json
+    """
     database = db()
     config.home().mkdir(parents=True, exist_ok=True)
     db_file = config.db_path()
@@ -32,7 +38,13 @@ def init(json_out: JsonOpt = False) -> None:
 
 
 def path(json_out: JsonOpt = False) -> None:
-    """Print where seqctl keeps its database and tokens."""
+    """Print where seqctl keeps its database and tokens.
+
+    \b
+    Examples:
+      seqctl path
+      seqctl path --json
+    """
     document = {"home": str(config.home()), "db": str(config.db_path()),
                 "tokens": str(config.tokens_dir())}
     if json_out:
@@ -45,6 +57,6 @@ def backup(
     target: Annotated[Path, typer.Argument(help="The new backup file (must not exist).")],
 ) -> None:
     """Copy the database to TARGET while seqctl keeps running (SQLite VACUUM INTO): a
-    consistent snapshot even during a tick. Tokens are not included."""
+    """
     database.backup(db(), target)
     output.info(f"backup written to {target}")

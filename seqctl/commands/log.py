@@ -8,14 +8,15 @@ from typing import Annotated
 import typer
 
 from seqctl import clock, output
-from seqctl.commands._common import JsonOpt, db, default, group, instant_option
+from seqctl.commands._common import EmailArg, JsonOpt, db, default, group, instant_option
 from seqctl.engine import outcomes, replies
 from seqctl.engine.intent import INTENTS, ReplyIntent
 
 app = group(
-    "Log a reply, meeting or bounce you learned about elsewhere (a call, another mailbox): "
-    "the exits fire at once, exactly as when sync reads the message. With no command, lists "
-    "recent outcomes."
+    "Log a reply, meeting or bounce you learned about elsewhere (a call, another "
+    "mailbox): the exits fire at once, exactly as when sync reads the message. With no "
+    "command, lists recent outcomes.",
+    examples=["seqctl log reply ava@acme.test", "seqctl log --limit 5"],
 )
 
 AtOpt = Annotated[str | None, typer.Option(
@@ -44,7 +45,7 @@ def _log(event: str, email: str, at: str | None, sequence: str | None, json_out:
 
 @app.command("reply")
 def reply(
-    email: str,
+    email: EmailArg,
     at: AtOpt = None,
     sequence: SequenceOpt = None,
     intent: Annotated[str | None, typer.Option(
@@ -73,15 +74,20 @@ def reply(
 
 
 @app.command("meeting")
-def meeting(email: str, at: AtOpt = None, sequence: SequenceOpt = None,
+def meeting(email: EmailArg, at: AtOpt = None, sequence: SequenceOpt = None,
             json_out: JsonOpt = False) -> None:
-    """EMAIL booked a meeting: exits `booking` in sequences with exit_on_booking."""
+    """EMAIL booked a meeting: exits `booking` in sequences with exit_on_booking.
+
+    \b
+    Example:
+      seqctl log meeting ava@acme.test --sequence cold-saas-intro
+    """
     _log("meeting", email, at, sequence, json_out)
 
 
 @app.command("bounce")
 def bounce(
-    email: str,
+    email: EmailArg,
     at: AtOpt = None,
     soft: Annotated[bool, typer.Option(
         "--soft", help="A temporary failure (mailbox full ...): recorded only.")] = False,
@@ -89,15 +95,26 @@ def bounce(
     json_out: JsonOpt = False,
 ) -> None:
     """EMAIL bounced: a hard bounce suppresses the address and exits every enrollment
-    `bounced`; a soft one is recorded only."""
+    `bounced`; a soft one is recorded only.
+
+    \b
+    Examples:
+      seqctl log bounce ava@acme.test
+      seqctl log bounce ava@acme.test --soft --at 2027-01-13T15:00:00Z
+    """
     _log("bounce", email, at, sequence, json_out, hard=not soft)
 
 
 @app.command("unsubscribe")
-def unsubscribe(email: str, at: AtOpt = None, sequence: SequenceOpt = None,
+def unsubscribe(email: EmailArg, at: AtOpt = None, sequence: SequenceOpt = None,
                 json_out: JsonOpt = False) -> None:
     """EMAIL asked to be left alone: suppresses the address and exits every enrollment
-    `unsubscribed`."""
+    `unsubscribed`.
+
+    \b
+    Example:
+      seqctl log unsubscribe ava@acme.test
+    """
     _log("unsubscribe", email, at, sequence, json_out)
 
 
@@ -109,7 +126,7 @@ def list_outcomes(
     json_out: JsonOpt = False,
 ) -> None:
     """Recent outcomes (replies, meetings, bounces, unsubscribes, auto-replies), newest first,
-    whether sync read them or they were logged by hand."""
+    """
     rows = outcomes.list_outcomes(db(), email=email, limit=limit)
     if json_out:
         output.emit_json(rows)

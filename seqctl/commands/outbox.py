@@ -10,7 +10,10 @@ from seqctl import clock, output
 from seqctl.commands._common import JsonOpt, db, default, group, install_key
 from seqctl.engine import outbox
 
-app = group("Emails waiting to go out, in flight, failed, or of unknown fate.")
+app = group(
+    "Emails waiting to go out, in flight, failed, or of unknown fate.",
+    examples=["seqctl outbox", "seqctl outbox retry 42"],
+)
 
 
 @default(app)
@@ -21,7 +24,13 @@ def list_outbox(
                          "(default: everything not sent)")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List outgoing emails (default: queued, sending, failed and unknown)."""
+    """List outgoing emails (default: queued, sending, failed and unknown).
+
+    \b
+    Examples:
+      seqctl outbox
+      seqctl outbox list --status failed
+    """
     rows = outbox.list_outbox(db(), clock.now(), key=install_key(), status=status)
     if json_out:
         output.emit_json(rows)
@@ -31,8 +40,8 @@ def list_outbox(
 
 
 @app.command("retry")
-def retry(outbox_id: int) -> None:
+def retry(outbox_id: Annotated[int, typer.Argument(help="The id shown by `seqctl outbox list`.")]) -> None:
     """Queue a failed or `unknown` email again (for unknown: only after checking the Sent
-    folder that it did not go out)."""
+    """
     outbox.retry(db(), outbox_id, clock.now())
     output.info(f"outbox email {outbox_id} queued; the next tick sends it")

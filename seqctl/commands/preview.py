@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from seqctl import clock, output
-from seqctl.commands._common import JsonOpt, db, install_key
+from seqctl.commands._common import JsonOpt, SequenceArg, db, install_key
 from seqctl.errors import SeqctlError
 
 
@@ -19,7 +19,7 @@ def register(root: typer.Typer) -> None:
 
 
 def preview(
-    sequence: str,
+    sequence: SequenceArg,
     step: Annotated[int, typer.Option("--step", min=1, help="1-based step position.")],
     contact: Annotated[str, typer.Option("--contact", help="Contact email.")],
     variant: Annotated[str | None, typer.Option("--variant", help="a or b")] = None,
@@ -27,7 +27,13 @@ def preview(
 ) -> None:
     """Show exactly what step N would send to CONTACT now: the raw message, byte for byte
     what the inbox receives (with --json: its parts and headers). The spam-risk score goes to
-    stderr."""
+    stderr.
+
+    \b
+    Examples:
+      seqctl preview cold-saas-intro --step 1 --contact ava@acme.test
+      seqctl preview cold-saas-intro --step 2 --contact ava@acme.test --variant b --raw
+    """
     from seqctl.engine import previews, spam
     from seqctl.output import missing_field_lines
 
@@ -54,7 +60,7 @@ def preview(
 
 
 def spam_score(
-    subject: Annotated[str | None, typer.Option("--subject")] = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="The subject line.")] = None,
     body: Annotated[str | None, typer.Option("--body", help="The body text.")] = None,
     body_file: Annotated[Path | None, typer.Option(
         "--body-file", help="Read the body from a file ('-' for standard input).")] = None,
@@ -73,7 +79,13 @@ def spam_score(
     (fold an ALL-CAPS subject, drop extra !, swap spam phrases for plain words, remove money
     patterns, thin out links, ...). Merge variables and URLs are never edited. With --json:
     {"score_before", "score", "band", "subject", "body", "changes": [{"rule", "before",
-    "after"}], "reasons"}."""
+    "after"}], "reasons"}.
+
+    \b
+    Examples:
+      seqctl spam-score --subject 'Quick question' --body-file draft.txt
+      echo 'FREE $$$' | seqctl spam-score --body-file - --json
+    """
     from seqctl.engine import spam
 
     if body is not None and body_file is not None:

@@ -14,7 +14,10 @@ from seqctl.engine import sequence_export, sequence_queries, sequence_reader, se
 from seqctl.engine.sequence_spec import Problem, Validation
 from seqctl.errors import SeqctlError
 
-app = group("Sequences: the steps (emails, calls, LinkedIn, tasks, waits) and their schedule.")
+app = group(
+    "Sequences: the steps (emails, calls, LinkedIn, tasks, waits) and their schedule.",
+    examples=["seqctl sequence apply examples/cold-saas-intro.yaml", "seqctl sequence"],
+)
 
 Files = Annotated[
     list[str],
@@ -98,7 +101,13 @@ def validate(files: Files, json_out: JsonOpt = False) -> None:
     FILE:LINE: field: message. Exits 1 when there are errors (warnings are allowed).
 
     With --json: {"file", "name", "ok", "errors", "warnings", "spam"} (a list of them for
-    several files)."""
+    several files).
+
+    \b
+    Examples:
+      seqctl sequence validate examples/cold-saas-intro.yaml
+      cat draft.yaml | seqctl sequence validate - --json
+    """
     results = _check_files(files)
     _report(results)
     if json_out:
@@ -120,7 +129,13 @@ def apply(files: Files, json_out: JsonOpt = False) -> None:
     with any error nothing is written. Steps match by `id`, else by position; a removed step
     that is up next moves its enrollments to the next remaining step.
 
-    With --json: validate's document plus "action" and "steps" (a list for several files)."""
+    With --json: validate's document plus "action" and "steps" (a list for several files).
+
+    \b
+    Examples:
+      seqctl sequence apply examples/cold-saas-intro.yaml
+      seqctl sequence apply sequences/*.yaml --json
+    """
     results = _check_files(files)
     _report(results)
     if any(not validation.ok for _, validation in results):
@@ -156,7 +171,13 @@ def apply(files: Files, json_out: JsonOpt = False) -> None:
 @default(app)
 @app.command("list")
 def list_(json_out: JsonOpt = False) -> None:
-    """List sequences with their step count and enrollments by status."""
+    """List sequences with their step count and enrollments by status.
+
+    \b
+    Examples:
+      seqctl sequence
+      seqctl sequence list --json
+    """
     rows = sequence_queries.list_sequences(db())
     if json_out:
         output.emit_json(rows)
@@ -194,7 +215,12 @@ def _summary(step: dict) -> str:
 
 @app.command("show")
 def show(name: NameArg, json_out: JsonOpt = False) -> None:
-    """Show a sequence's settings and steps."""
+    """Show a sequence's settings and steps.
+
+    \b
+    Example:
+      seqctl sequence show cold-saas-intro
+    """
     document = sequence_queries.show(db(), name)
     if json_out:
         output.emit_json(document)
@@ -217,21 +243,36 @@ def show(name: NameArg, json_out: JsonOpt = False) -> None:
 
 @app.command("export")
 def export(name: NameArg) -> None:
-    """Print a sequence as YAML that `seqctl sequence apply` accepts unchanged."""
+    """Print a sequence as YAML that `seqctl sequence apply` accepts unchanged.
+
+    \b
+    Example:
+      seqctl sequence export cold-saas-intro > cold-saas-intro.yaml
+    """
     sys.stdout.write(sequence_export.export_yaml(db(), name))
 
 
 @app.command("duplicate")
 def duplicate(name: NameArg, new_name: Annotated[str, typer.Argument(help="Name of the copy.")]
               ) -> None:
-    """Copy a sequence and its steps (not its enrollments) under a new name."""
+    """Copy a sequence and its steps (not its enrollments) under a new name.
+
+    \b
+    Example:
+      seqctl sequence duplicate cold-saas-intro cold-saas-intro-v2
+    """
     result = sequence_store.duplicate(db(), name, new_name, clock.now())
     output.info(f"copied sequence {name} to {new_name} ({_steps(result['steps'])})")
 
 
 @app.command("activate")
 def activate(name: NameArg) -> None:
-    """Let a sequence accept new enrollments again."""
+    """Let a sequence accept new enrollments again.
+
+    \b
+    Example:
+      seqctl sequence activate cold-saas-intro
+    """
     changed = sequence_store.set_active(db(), name, True, clock.now())
     output.info(f"sequence {name} " + ("activated" if changed else "was already active"))
 
@@ -239,7 +280,12 @@ def activate(name: NameArg) -> None:
 @app.command("deactivate")
 def deactivate(name: NameArg) -> None:
     """Stop new enrollments. Contacts already in the sequence keep going (use `pause` or
-    `unenroll` to stop them)."""
+    `unenroll` to stop them).
+
+    \b
+    Example:
+      seqctl sequence deactivate cold-saas-intro
+    """
     changed = sequence_store.set_active(db(), name, False, clock.now())
     output.info(f"sequence {name} " + ("deactivated: no new enrollments; existing ones "
                                        "continue" if changed else "was already inactive"))
@@ -253,7 +299,13 @@ def delete(
 ) -> None:
     """Delete a sequence. Refused while contacts are still in it (active, paused or failed)
     unless --force. A sequence with history is hidden and renamed rather than erased, so
-    stats and events keep it; its name becomes free."""
+    stats and events keep it; its name becomes free.
+
+    \b
+    Examples:
+      seqctl sequence delete old-intro
+      seqctl sequence delete old-intro --force
+    """
     result = sequence_store.delete(db(), name, clock.now(), force=force)
     exited = f"; exited {result['exited']} enrollment(s)" if result["exited"] else ""
     output.info(f"deleted sequence {name}{exited}")

@@ -22,7 +22,12 @@ def serve(
 ) -> None:
     """Serve one-click unsubscribe (RFC 8058), the open pixel and click redirects for the
     links in sent emails. Put it behind HTTPS at the `tracking_base_url` setting; a path in
-    that URL (https://t.example.com/seq) is served too."""
+    that URL (https://t.example.com/seq) is served too.
+
+    \b
+    Example:
+      seqctl serve --host 127.0.0.1 --port 8080
+    """
     try:
         import uvicorn
 

@@ -27,7 +27,13 @@ def stats(
 ) -> None:
     """Sent, opens, clicks, replies, unsubscribes, bounces and meetings per step and A/B
     variant, with rates over sent emails. Auto-replies are not replies; clicks and opens
-    that look like a mail scanner's are not counted."""
+    that look like a mail scanner's are not counted.
+
+    \b
+    Examples:
+      seqctl stats cold-saas-intro
+      seqctl stats cold-saas-intro --json
+    """
     if json_out:
         output.emit_json(analytics.sequence_stats(db(), sequence))
     else:

@@ -12,9 +12,10 @@ from seqctl.engine import accounts, exits
 from seqctl.errors import SeqctlError
 
 app = group(
-    "Addresses seqctl never emails. A suppressed contact's email steps are skipped (reason "
-    "`suppressed`) while its call, LinkedIn and task steps still fire; unsubscribes and hard "
-    "bounces are added here by themselves."
+    "Addresses seqctl never emails. A suppressed contact's email steps are skipped "
+    "(reason `suppressed`) while its call, LinkedIn and task steps still fire; "
+    "unsubscribes and hard bounces are added here by themselves.",
+    examples=["seqctl suppress add ava@acme.test", "seqctl suppress"],
 )
 
 
@@ -27,7 +28,13 @@ def add(
     json_out: JsonOpt = False,
 ) -> None:
     """Suppress addresses. Enrollments stay, minus their emails, unless the reason is
-    `unsubscribed` or `bounced`: then they exit with that reason."""
+    `unsubscribed` or `bounced`: then they exit with that reason.
+
+    \b
+    Examples:
+      seqctl suppress add ava@acme.test ben@acme.test
+      seqctl suppress add ava@acme.test --reason unsubscribed
+    """
     database = db()
     reason = reason.strip() or "manual"
     # all or nothing: a typo stops the command before any change
@@ -51,8 +58,13 @@ def add(
 
 
 @app.command("remove")
-def remove(email: str) -> None:
-    """Allow emails to EMAIL again. Enrollments that exited stay exited."""
+def remove(email: Annotated[str, typer.Argument(help="The suppressed address.")]) -> None:
+    """Allow emails to EMAIL again. Enrollments that exited stay exited.
+
+    \b
+    Example:
+      seqctl suppress remove ava@acme.test
+    """
     if not exits.unsuppress(db(), email):
         raise SeqctlError(f"{email.strip()} is not suppressed: see `seqctl suppress list`")
     output.info(f"{email.strip().lower()} is no longer suppressed")
@@ -64,7 +76,13 @@ def list_suppressions(
     reason: Annotated[str | None, typer.Option("--reason", help="Only this reason.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List suppressed addresses, newest first."""
+    """List suppressed addresses, newest first.
+
+    \b
+    Examples:
+      seqctl suppress
+      seqctl suppress list --reason bounced
+    """
     rows = exits.list_suppressions(db(), reason)
     if json_out:
         output.emit_json(rows)

@@ -10,7 +10,10 @@ from seqctl import clock, output
 from seqctl.commands._common import JsonOpt, db, default, group
 from seqctl.engine import tasks
 
-app = group("Calls, LinkedIn touches and other tasks that steps create for you.")
+app = group(
+    "Calls, LinkedIn touches and other tasks that steps create for you.",
+    examples=["seqctl tasks", "seqctl tasks done 12"],
+)
 
 
 @default(app)
@@ -22,10 +25,19 @@ def list_tasks(
     due: Annotated[bool, typer.Option("--due", help="Only tasks due by now.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """List tasks, oldest due first."""
+    """List tasks, oldest due first.
+
+    \b
+    Examples:
+      seqctl tasks
+      seqctl tasks --status all --kind call
+      seqctl tasks list --due --json
+    """
     status = status or "all"
     if status not in tasks.FILTERS:
         raise typer.BadParameter(", ".join(tasks.FILTERS), param_hint="--status")
+    if kind is not None and kind not in tasks.KINDS:
+        raise typer.BadParameter(f"must be one of {', '.join(tasks.KINDS)}", param_hint="--kind")
     rows = tasks.list_tasks(db(), status=status, kind=kind, due_by=clock.now() if due else None)
     if json_out:
         output.emit_json(rows)
@@ -44,12 +56,17 @@ def _close(task_ids: list[int], status: str, json_out: bool) -> None:
 
 
 @app.command("done")
-def done(task_ids: list[int], json_out: JsonOpt = False) -> None:
-    """Mark tasks done."""
+def done(task_ids: Annotated[list[int], typer.Argument(help="Task ids, as `seqctl tasks list` shows them.")], json_out: JsonOpt = False) -> None:
+    """Mark tasks done.
+
+    \b
+    Example:
+      seqctl tasks done 12 13
+    """
     _close(task_ids, "done", json_out)
 
 
 @app.command("skip")
-def skip(task_ids: list[int], json_out: JsonOpt = False) -> None:
+def skip(task_ids: Annotated[list[int], typer.Argument(help="Task ids, as `seqctl tasks list` shows them.")], json_out: JsonOpt = False) -> None:
     """Skip tasks."""
     _close(task_ids, "skipped", json_out)

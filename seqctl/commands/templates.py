@@ -10,7 +10,10 @@ from seqctl import clock, output
 from seqctl.commands._common import JsonOpt, db, default, group
 from seqctl.engine import templates
 
-app = group("Saved email templates (subject + body) that steps can use with `template: NAME`.")
+app = group(
+    "Saved email templates (subject + body) that steps can use with `template: NAME`.",
+    examples=["seqctl templates save intro-v1 --sequence cold-saas-intro --step 1", "seqctl templates"],
+)
 
 UserOpt = Annotated[str | None, typer.Option(
     "--user", help="Owner of the template (default: the default user).")]
@@ -18,13 +21,18 @@ UserOpt = Annotated[str | None, typer.Option(
 
 @app.command("save")
 def save(
-    name: str,
+    name: Annotated[str, typer.Argument(help="The template's name.")],
     sequence: Annotated[str, typer.Option("--sequence", help="Copy from this sequence...")],
     step: Annotated[int, typer.Option("--step", min=1, help="...and this email step.")],
     user: UserOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Save an email step's subject and body as template NAME (replacing one of that name)."""
+    """Save an email step's subject and body as template NAME (replacing one of that name).
+
+    \b
+    Example:
+      seqctl templates save intro-v1 --sequence cold-saas-intro --step 1
+    """
     saved = templates.save_from_step(db(), name, sequence, step, clock.now(), user=user)
     if json_out:
         output.emit_json(saved)
@@ -35,7 +43,13 @@ def save(
 @default(app)
 @app.command("list")
 def list_templates(user: UserOpt = None, json_out: JsonOpt = False) -> None:
-    """List a user's templates."""
+    """List a user's templates.
+
+    \b
+    Examples:
+      seqctl templates
+      seqctl templates list --user riley@acme.test
+    """
     rows = templates.list_templates(db(), user)
     if json_out:
         output.emit_json(rows)
@@ -44,8 +58,13 @@ def list_templates(user: UserOpt = None, json_out: JsonOpt = False) -> None:
 
 
 @app.command("show")
-def show(name: str, user: UserOpt = None, json_out: JsonOpt = False) -> None:
-    """Show a template's subject and body."""
+def show(name: Annotated[str, typer.Argument(help="The template's name.")], user: UserOpt = None, json_out: JsonOpt = False) -> None:
+    """Show a template's subject and body.
+
+    \b
+    Example:
+      seqctl templates show intro-v1
+    """
     template = templates.get_template(db(), name, user)
     if json_out:
         output.emit_json({key: template[key]
@@ -57,10 +76,15 @@ def show(name: str, user: UserOpt = None, json_out: JsonOpt = False) -> None:
 
 @app.command("delete")
 def delete(
-    name: str,
+    name: Annotated[str, typer.Argument(help="The template's name.")],
     user: UserOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Delete even if steps use it.")] = False,
 ) -> None:
-    """Delete a template. Refuses while a live step uses it, unless --force."""
+    """Delete a template. Refuses while a live step uses it, unless --force.
+
+    \b
+    Example:
+      seqctl templates delete intro-v1
+    """
     templates.delete_template(db(), name, user=user, force=force)
     output.info(f"template '{name}' deleted")

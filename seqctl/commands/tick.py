@@ -11,7 +11,7 @@ import typer
 from croniter import croniter
 
 from seqctl import clock, config, output, settings
-from seqctl.commands._common import JsonOpt, db, install_key, instant_option
+from seqctl.commands._common import JsonOpt, SequenceArg, db, install_key, instant_option
 from seqctl.engine import accounts, cycle, timeline
 from seqctl.engine.counts import TickCounts
 from seqctl.errors import SeqctlError
@@ -39,7 +39,14 @@ def tick(
     json_out: JsonOpt = False,
 ) -> None:
     """Advance everything that is due: sync replies, fire steps, send emails. Run it from cron
-    every minute; overlapping runs are safe (the second exits at once)."""
+    every minute; overlapping runs are safe (the second exits at once).
+
+    \b
+    Examples:
+      seqctl tick
+      seqctl tick -v --dry-run
+      seqctl tick --phase dispatch --json
+    """
     if phase not in cycle.PHASES:
         raise typer.BadParameter(f"must be one of {', '.join(cycle.PHASES)}", param_hint="--phase")
     if now:
@@ -74,7 +81,13 @@ def sync(
     address: Annotated[str | None, typer.Argument(help="Only this inbox.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Read new incoming mail now and apply replies, bounces, unsubscribes and bookings."""
+    """Read new incoming mail now and apply replies, bounces, unsubscribes and bookings.
+
+    \b
+    Examples:
+      seqctl sync
+      seqctl sync riley@acme.test --json
+    """
     try:
         synced = cycle.sync_now(db(), clock.now(), only=address)
     except cycle.TickBusy:
@@ -87,12 +100,17 @@ def sync(
 
 
 def schedule(
-    sequence: str,
+    sequence: SequenceArg,
     contact: Annotated[str, typer.Option("--contact", help="Contact email.")],
     json_out: JsonOpt = False,
 ) -> None:
     """When each step fires for CONTACT: actual times for steps done, planned for the rest (as
-    if enrolled now when the contact is not enrolled)."""
+    if enrolled now when the contact is not enrolled).
+
+    \b
+    Example:
+      seqctl schedule cold-saas-intro --contact ava@acme.test
+    """
     rows = timeline.timeline(db(), sequence, contact, clock.now())
     if json_out:
         output.emit_json([{k: r[k] for k in ("step", "step_type", "fires_at")} | r for r in rows])
@@ -105,7 +123,14 @@ def cron(
         "--split", help="Separate sync, engine and dispatch lines instead of one tick line.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Print crontab lines that run seqctl, and when they run next."""
+    """Print crontab lines that run seqctl, and when they run next.
+
+    \b
+    Examples:
+      seqctl cron
+      seqctl cron --install
+      seqctl cron --split --json
+    """
     exe = shutil.which("seqctl") or os.path.abspath(sys.argv[0])
     env = f"SEQCTL_HOME={config.home()} "
     if os.environ.get("SEQCTL_DB"):

@@ -42,6 +42,25 @@ def _no_inbox_message(owner_email: str | None) -> str:
     )
 
 
+def check_enrollable(
+    db: Database, sequence_name: str, inbox_address: str | None = None
+) -> tuple[dict[str, Any], Any, int | None]:
+    """The sequence, its steps and the forced inbox's id, or SeqctlError when nothing can be
+    enrolled (unknown or inactive sequence, no steps, unknown inbox). Writes nothing, so a
+    command checks it before importing anything."""
+    sequence = _sequence(db, sequence_name)
+    if not sequence["active"]:
+        raise SeqctlError(
+            f"sequence '{sequence_name}' is inactive: "
+            f"`seqctl sequence activate {sequence_name}` first"
+        )
+    steps = plan.load(db, sequence["id"])
+    if not steps.steps:
+        raise SeqctlError(f"sequence '{sequence_name}' has no steps")
+    forced_inbox = accounts.inbox(db, inbox_address)["id"] if inbox_address else None
+    return sequence, steps, forced_inbox
+
+
 def enroll(
     db: Database,
     sequence_name: str,
@@ -53,19 +72,7 @@ def enroll(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Enroll each email (created as a bare contact when unknown). Returns the SPEC 16 summary."""
-    sequence = _sequence(db, sequence_name)
-    if not sequence["active"]:
-        raise SeqctlError(
-            f"sequence '{sequence_name}' is inactive: "
-            f"`seqctl sequence activate {sequence_name}` first"
-        )
-    steps = plan.load(db, sequence["id"])
-    if not steps.steps:
-        raise SeqctlError(f"sequence '{sequence_name}' has no steps")
-    forced_inbox = None
-    if inbox_address:
-        inbox = accounts.inbox(db, inbox_address)
-        forced_inbox = inbox["id"]
+    sequence, steps, forced_inbox = check_enrollable(db, sequence_name, inbox_address)
     cap = settings.get_int(db, "max_active_sequences_per_contact")
     first_step = steps.steps[0]
 
@@ -454,8 +461,14 @@ def failed_enrollment_ids(db: Database, inbox_address: str | None) -> list[int]:
         rows = db.execute("SELECT id FROM enrollments WHERE status = 'failed' ORDER BY id")
         return [r[0] for r in rows]
     inbox = accounts.inbox(db, inbox_address)
+    # also those that failed for want of any inbox, when this inbox's user owns the contact
+    # (a contact with no owner belongs to the default user)
     rows = db.execute(
-        "SELECT id FROM enrollments WHERE status = 'failed' AND inbox_id = ? ORDER BY id",
+        "SELECT e.id FROM enrollments e JOIN contacts c ON c.id = e.contact_id "
+        "JOIN inboxes i ON i.id = ? JOIN users u ON u.id = i.user_id "
+        "WHERE e.status = 'failed' AND (e.inbox_id = i.id OR (e.inbox_id IS NULL AND "
+        "(lower(c.owner_email) = lower(u.email) OR "
+        "(COALESCE(c.owner_email, '') = '' AND u.is_default = 1)))) ORDER BY e.id",
         [inbox["id"]],
     )
     return [r[0] for r in rows]

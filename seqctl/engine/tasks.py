@@ -10,11 +10,13 @@ from sqlite_utils import Database
 
 from seqctl.clock import iso
 from seqctl.db import transaction
+from seqctl.engine.sequence_spec import TASK_TYPES
 from seqctl.errors import SeqctlError
 
 STATUSES = ("open", "done", "skipped")
 CLOSED = ("done", "skipped")
 FILTERS = (*STATUSES, "all")
+KINDS = TASK_TYPES
 
 _SELECT = (
     "SELECT t.id, t.kind, t.title, t.notes, c.email, s.name, t.due_at, t.status "
