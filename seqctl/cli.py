@@ -46,10 +46,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "When each step fires for CONTACT: actual times for steps done, planned for "
                  "the rest (as if enrolled now when the contact is not enrolled)."),
     "cron": ("seqctl.commands.tick",
-             "Print crontab lines that run seqctl, and when they run next."),
+             "Print crontab lines that run seqctl, and when they run next; --install adds "
+             "them to your crontab."),
     "preview": ("seqctl.commands.preview",
-                "Show exactly what step N would send to CONTACT now: the raw message, byte for "
-                "byte what the inbox receives (with --json: its parts and headers)."),
+                "Show what step N would send to CONTACT now: the headers, the variant and the "
+                "decoded text (--raw: the exact bytes; --json: its parts and headers)."),
     "spam-score": ("seqctl.commands.preview",
                    "Score an email's spam risk: 0-100 (lower is better), green < 30, amber "
                    "30-59, red >= 60, with the reasons and how to fix each."),
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"error: {' '.join(exc.format_message().split())}\n")
         sys.exit(exc.exit_code)
     except SeqctlError as exc:
-        sys.stderr.write(f"error: {exc.message}\n")
+        output.error(f"error: {exc.message}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
@@ -231,10 +232,14 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug: still one line, with a way to see more
         if os.environ.get("SEQCTL_DEBUG"):
             raise
-        sys.stderr.write(
-            f"error: internal error: {type(exc).__name__}: {exc} "
-            "(set SEQCTL_DEBUG=1 to see the traceback, and please report it)\n"
-        )
+        from seqctl.errors import environment_problem
+
+        problem = environment_problem(exc, config.db_path())
+        if problem is not None:
+            output.error(f"error: {problem}")
+            sys.exit(1)
+        output.error(f"error: internal error: {type(exc).__name__}: {exc} "
+                     "(set SEQCTL_DEBUG=1 to see the traceback, and please report it)")
         sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)
 

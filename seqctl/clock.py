@@ -27,7 +27,11 @@ def parse_instant(text: str, *, what: str = "time") -> datetime:
         ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:       # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise SeqctlError(f"{what}: '{text}' is outside the years 1 to 9999 in UTC "
+                          "(give a time such as 2026-03-02T09:00:00Z)") from None
 
 
 def set_now(value: datetime | None) -> None:

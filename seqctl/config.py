@@ -16,6 +16,7 @@ SETTINGS_DEFAULTS: dict[str, str] = {
     "sync_schedule": "*/5 * * * *",
     "bounce_pause_threshold": "0.05",
     "max_send_attempts": "8",
+    "display_timezone": "",
 }
 
 _db_override: Path | None = None

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from seqctl import config
-from seqctl.errors import SeqctlError
+from seqctl.errors import SeqctlError, environment_problem
 from seqctl.files import create_private_empty
 
 
@@ -42,6 +42,7 @@ with _numpy_and_pandas_hidden():
     from sqlite_utils import Database, Migrations  # noqa: E402
 
 migrations = Migrations("seqctl")
+BUSY_TIMEOUT = 30.0     # seconds a write waits for another process's transaction
 
 
 def run_script(db: Database, script: str) -> None:
@@ -356,7 +357,7 @@ def m_sending_throttle_and_spacing(db: Database) -> None:
 
 def connect(path: Path | None = None) -> Database:
     """Open (creating if missing) the database, apply pending migrations, and return it."""
-    chosen = path is not None or config.db_path_is_chosen()
+    chosen = path is None and config.db_path_is_chosen()
     path = path or config.db_path()
     if chosen and not path.parent.is_dir():
         raise SeqctlError(f"cannot open database {path}: the folder {path.parent} does not exist "
@@ -364,16 +365,17 @@ def connect(path: Path | None = None) -> Database:
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         new = not path.exists()
-        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, isolation_level=None)
         if new:     # contacts and whole emails: for the owner's eyes only (SQLite gives the
             os.chmod(path, 0o600)   # -wal and -shm files the database file's mode)
-        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
     except (OSError, sqlite3.Error) as exc:
         raise SeqctlError(
-            f"cannot open database {path}: {exc} (check --db / SEQCTL_DB / SEQCTL_HOME)"
+            environment_problem(exc, path)
+            or f"cannot open database {path}: {exc} (check --db / SEQCTL_DB / SEQCTL_HOME)"
         ) from None
     db = Database(conn, execute_plugins=False)  # seqctl uses no sqlite-utils plugins
     try:
@@ -382,7 +384,8 @@ def connect(path: Path | None = None) -> Database:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 migrations.apply(db)
     except (sqlite3.Error, OSError) as exc:
-        raise SeqctlError(f"cannot migrate database {path}: {exc}") from None
+        raise SeqctlError(environment_problem(exc, path)
+                          or f"cannot migrate database {path}: {exc}") from None
     return db
 
 
@@ -460,5 +463,5 @@ class transaction:
             return
         if exc_type is None:
             self.conn.execute("COMMIT")
-        else:
+        elif self.conn.in_transaction:     # SQLite may have rolled back already (disk full)
             self.conn.execute("ROLLBACK")

@@ -9,3 +9,6 @@ def test_demo_runs_the_whole_loop(run, home):
     assert "emails were written to" in result.out
     assert "got nothing after replying" in result.out
     assert not (home / "seqctl.db").exists()
+    assert result.out.rstrip().endswith("run `seqctl demo --keep` to keep it and look at the "
+                                        "emails")
+    assert " CST" in result.out and " UTC " not in result.out     # the sequence's zone

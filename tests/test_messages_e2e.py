@@ -111,7 +111,8 @@ def test_preview_equals_the_file_the_maildir_inbox_receives(run, home):
     for day, moment in enumerate(["2026-03-02T10:00:00Z", "2026-03-03T10:00:00Z"], start=1):
         previews = {}
         for address in ("ann@a.test", "bob@b.test"):
-            result = run("preview", "four", "--step", str(day), "--contact", address, now=moment)
+            result = run("preview", "four", "--step", str(day), "--contact", address, "--raw",
+                         now=moment)
             assert result.code == 0, result.err
             previews[address] = result.out.encode()
         assert run("tick", now=moment).code == 0
@@ -135,6 +136,7 @@ def test_preview_json_and_variant_b(run, home):
     assert document["to"] == "ann@a.test" and document["cc"] == [] and document["bcc"] == []
     assert "Message-ID" in document["headers"] and "Hello Ann, variant B." in document["html"]
     assert set(document["spam"]) == {"score", "band", "reasons"}
+    assert document["variant"] == "B"
     assert run("preview", "four", "--step", "9", "--contact", "ann@a.test").code == 1
     assert run("preview", "four", "--step", "1", "--contact", "ann@a.test",
                "--variant", "c").code == 2
@@ -215,3 +217,41 @@ def test_preview_of_a_follow_up_before_the_first_email_went_out_shows_the_reply(
     assert second["headers"]["In-Reply-To"] == queued["message_id"]
     assert queued["status"] == "queued"
     assert second["subject"] == "Re: " + queued["subject"]
+
+
+def test_preview_shows_the_decoded_text_and_which_variant(run, home):
+    assert run("inbox", "add", "maildir", "rep@acme.test", "--dir", home / "mail").code == 0
+    (home / "four.yaml").write_text(textwrap.dedent(FOUR))
+    assert run("sequence", "apply", home / "four.yaml").code == 0
+    assert run("contacts", "import", "-", input="email,first_name,company_name\n"
+               "bob@b.test,Bøb,Bärenstark GmbH\n").code == 0
+    result = run("preview", "four", "--step", "1", "--contact", "bob@b.test", "--variant", "b")
+    assert result.code == 0, result.err
+    assert "variant B" in result.out.splitlines()[0]
+    assert "To: Bøb <bob@b.test>" in result.out and "Subject: Bärenstark GmbH question" in result.out
+    assert "Hello Bøb, variant B." in result.out
+    assert "=\r\n" not in result.out and "=C3" not in result.out       # not quoted-printable
+    raw = run("preview", "four", "--step", "1", "--contact", "bob@b.test", "--variant", "b",
+              "--raw").out
+    assert "Content-Transfer-Encoding: quoted-printable" in raw
+
+
+def test_a_template_step_uses_only_the_owners_template(run, home):
+    assert run("users", "add", "riley@acme.test", "--first-name", "Riley").code == 0
+    assert run("users", "add", "sam@acme.test", "--first-name", "Sam").code == 0
+    assert run("inbox", "add", "maildir", "riley@acme.test", "--dir", home / "riley").code == 0
+    assert run("inbox", "add", "maildir", "sam@acme.test", "--dir", home / "sam").code == 0
+    (home / "four.yaml").write_text(textwrap.dedent(FOUR))
+    assert run("sequence", "apply", home / "four.yaml").code == 0
+    assert run("templates", "save", "opener", "--sequence", "four", "--step", "1",
+               "--user", "riley@acme.test").code == 0
+    (home / "t.yaml").write_text("name: t\nsteps:\n  - step_type: email\n    template: opener\n")
+    assert run("sequence", "apply", home / "t.yaml").code == 0
+    csv = ("email,owner_email\nann@a.test,riley@acme.test\nbo@b.test,sam@acme.test\n")
+    assert run("enroll", "t", "--csv", "-", input=csv, now="2026-03-02T10:00:00Z").code == 0
+    run("tick", now="2026-03-02T10:00:00Z")
+    assert len(sent_files(home / "riley")) == 1          # Riley's contact: Riley's template
+    assert not (home / "sam" / "sent" / "new").exists() or sent_files(home / "sam") == []
+    rows = {r["email"]: r for r in run("enrollments", "--json").json}
+    assert rows["bo@b.test"]["status"] == "failed"
+    assert "template 'opener' no longer exists" in rows["bo@b.test"]["failure_message"]

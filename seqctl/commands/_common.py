@@ -123,3 +123,11 @@ def instant_option(value: str | None, option: str):
         return clock.parse_instant(value, what=option)
     except SeqctlError as exc:
         raise typer.BadParameter(str(exc).split(": ", 1)[-1], param_hint=option) from None
+
+
+def display_zone(database: Database, sequence_zone: str | None = None) -> str | None:
+    """The zone text output shows times in (SPEC 21): the sequence's, else the
+    `display_timezone` setting, else None (the machine's zone)."""
+    from seqctl import settings
+
+    return sequence_zone or settings.get(database, "display_timezone") or None

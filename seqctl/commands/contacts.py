@@ -16,7 +16,7 @@ app = group(
     examples=["seqctl contacts import leads.csv", "seqctl contacts --search acme"],
 )
 
-LIST_COLUMNS = ["email", "name", "company_name", "lifecycle_stage", "owner_email", "suppressed"]
+LIST_COLUMNS = ["email", "name", "company", "stage", "owner", "suppressed"]
 
 
 @app.command("import")
@@ -66,7 +66,9 @@ def import_(
 
 def _show_row(contact: dict[str, Any]) -> dict[str, Any]:
     name = f"{contact['first_name']} {contact['last_name']}".strip()
-    return {**contact, "name": name, "suppressed": "yes" if contact["suppressed"] else ""}
+    return {**contact, "name": name, "suppressed": "yes" if contact["suppressed"] else "",
+            "company": contact["company_name"], "stage": contact["lifecycle_stage"],
+            "owner": contact["owner_email"]}
 
 
 @default(app)
@@ -92,6 +94,7 @@ def list_contacts(
         output.table(
             [_show_row(row) for row in rows],
             LIST_COLUMNS,
+            fold=["owner", "stage", "company", "name"],
             empty="no contacts: seqctl contacts import FILE",
         )
 

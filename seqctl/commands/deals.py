@@ -42,7 +42,12 @@ def add(
 
 @app.command("link")
 def link(name: Annotated[str, typer.Argument(help="The deal's name.")], emails: Annotated[list[str], typer.Argument(help="Contact email addresses.")]) -> None:
-    """Put contacts on a deal."""
+    """Put contacts on a deal.
+
+    \b
+    Example:
+      seqctl deals link 'Acme renewal' ben@acme.test cy@acme.test
+    """
     linked = deals.link(db(), name, emails)
     output.info(f"{_plural(linked, 'contact')} linked to '{name.strip()}'")
 
@@ -50,6 +55,11 @@ def link(name: Annotated[str, typer.Argument(help="The deal's name.")], emails: 
 @app.command("set-stage")
 def set_stage(name: Annotated[str, typer.Argument(help="The deal's name.")], stage: Annotated[str, typer.Argument(help="The deal's new stage.")], json_out: JsonOpt = False) -> None:
     """Move a deal to STAGE. When the stage really changes, its contacts exit sequences with
+    exit_on_stage_change at once.
+
+    \b
+    Example:
+      seqctl deals set-stage 'Acme renewal' closed-won
     """
     result = deals.set_stage(db(), name, stage, clock.now())
     if json_out:

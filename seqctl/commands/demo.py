@@ -51,7 +51,7 @@ def demo(
     config.set_db_path(None)
     database.reset()
     try:
-        _run(folder, sequence_file, contacts_file, days)
+        _run(folder, sequence_file, contacts_file, days, keep)
     finally:
         database.reset()
         clock.set_now(None)
@@ -60,9 +60,7 @@ def demo(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        if keep:
-            output.line(f"\nthe demo folder is kept: {folder}")
-        else:
+        if not keep:
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -70,7 +68,8 @@ def _say(text: str) -> None:
     output.line(f"\n▸ {text}")
 
 
-def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int) -> None:
+def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int,
+         keep: bool = False) -> None:
     from seqctl.engine import accounts, contacts, cycle, enroll, outbox, sequence_store, tasks
     from seqctl.providers.maildir import create_maildir
 
@@ -92,6 +91,7 @@ def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int) -> N
     if not validation.ok:
         raise SeqctlError(f"{sequence_file}: {validation.errors[0]}")
     result = sequence_store.apply_spec(db, validation.spec, start)
+    zone = enroll.sequence_by_name(db, result.name)["timezone"]
     output.line(f"  {result.action} '{result.name}' with {result.steps} steps")
 
     _say(f"seqctl contacts import {contacts_file.name}")
@@ -118,7 +118,8 @@ def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int) -> N
         for name in totals:
             totals[name] += getattr(counts, name)
         if counts.emails_sent or counts.tasks_created or counts.exited:
-            output.line(f"  {now:%a %d %b %H:%M} UTC  sent {counts.emails_sent}, "
+            local = output.local_time(now, zone, now, relative=False)
+            output.line(f"  {local}  sent {counts.emails_sent}, "
                         f"tasks {counts.tasks_created}, exits {counts.exited}")
         if not replied and now >= start + timedelta(days=1, hours=2):
             _drop_reply(db, mail, replier)
@@ -129,10 +130,14 @@ def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int) -> N
 
     _say("enrollments (seqctl enrollments list)")
     rows = enroll.enrollment_rows(db)
-    output.table(rows, ["email", "status", "exit_reason", "step", "next_run_at"])
+    for row in rows:
+        row["next"] = output.local_time(row["next_run_at"], zone, now)
+    output.table(rows, ["email", "status", "exit_reason", "step", "next"], fold=["next"])
     open_tasks = tasks.list_tasks(db, status="open")
     _say(f"open tasks (seqctl tasks list): the first 8 of {len(open_tasks)}")
-    output.table(open_tasks[:8], ["kind", "title", "email", "due_at"])
+    for task in open_tasks:
+        task["due"] = output.local_time(task["due_at"], zone, now)
+    output.table(open_tasks[:8], ["kind", "title", "email", "due"], fold=["due"])
     _say("stats (seqctl stats cold-saas-intro)")
     show_stats(db, result.name)
     sent = len(list((mail / "sent" / "new").iterdir()))
@@ -141,6 +146,11 @@ def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int) -> N
                 f"{totals['tasks_created']} tasks created; "
                 + (f"{replier} got nothing after replying." if after == 0 else
                    f"{replier} got {after} emails after replying: that is a bug."))
+    if keep:
+        output.line(f"the demo folder is kept: {folder} (delete it when you are done)")
+    else:
+        output.line("the demo folder is deleted now; run `seqctl demo --keep` to keep it and "
+                    "look at the emails")
 
 
 def _drop_reply(db, mail: Path, replier: str) -> None:

@@ -88,7 +88,10 @@ def pause(sequence: SequenceArg, email: EmailArg) -> None:
     """
     database = db()
     found = engine.find_enrollment(database, sequence, email)
-    engine.pause(database, found, clock.now())
+    try:
+        engine.pause(database, found, clock.now())
+    except SeqctlError as exc:
+        raise SeqctlError(f"{email} in {sequence} {exc.message}") from None
     output.info(f"paused {email} in {sequence}")
 
 
@@ -124,7 +127,10 @@ def resume(
     if not sequence or not email:
         raise typer.BadParameter("give SEQUENCE EMAIL, or --failed [--inbox ADDRESS]")
     found = engine.find_enrollment(database, sequence, email)
-    status = engine.resume(database, found["id"], now)
+    try:
+        status = engine.resume(database, found["id"], now)
+    except SeqctlError as exc:
+        raise SeqctlError(f"{email} in {sequence} {exc.message}") from None
     if status != "active":
         raise SeqctlError(f"{email} still cannot run: {engine.failure_message(database, found['id'])}")
     if json_out:

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from seqctl import output
-from seqctl.commands._common import JsonOpt, db, default, group
+from seqctl import clock, output
+from seqctl.commands._common import JsonOpt, db, default, display_zone, group
 from seqctl.engine import enroll as engine
 
 app = group(
@@ -44,7 +44,14 @@ def list_enrollments(
             "step", "next_run_at", "inbox", "paused_until", "enrolled_at", "exited_at")}
             for r in rows])
         return
+    zone = display_zone(database)
+    now = clock.now()
     for r in rows:
+        when = r["paused_until"] if r["status"] == "paused" else r["next_run_at"]
+        r["next"] = output.local_time(when, r["timezone"] or zone, now)
         r["why"] = r["exit_reason"] or r["failure_message"] or ""
-    output.table(rows, ["id", "sequence", "email", "status", "step", "next_run_at", "variant",
-                        "why"], empty="no enrollments")
+        if r["status"] == "paused":
+            r["why"] = ("out-of-office: resumes by itself" if r["paused_until"]
+                        else "paused by hand: `seqctl resume` to continue")
+    output.table(rows, ["id", "sequence", "email", "status", "step", "next"], below="why",
+                 fold=["next", "sequence", "step"], empty="no enrollments")

@@ -21,7 +21,8 @@ app = group(
     examples=["seqctl export events -o events.csv"],
 )
 
-CsvOpt = Annotated[bool, typer.Option("--csv", help="CSV with a header row (the default).")]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="CSV with a header row (the default).",
+                                      show_default=False)]
 SequenceOpt = Annotated[str | None, typer.Option("--sequence", help="Only this sequence.")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o",
                                                 help="Write to FILE instead of stdout.")]

@@ -228,7 +228,8 @@ def remove(address: InboxArg) -> None:
       seqctl inbox remove old@acme.test
     """
     failed = accounts.remove_inbox(db(), address, clock.now())
-    output.info(f"inbox {address} removed" + (f"; {failed} enrollments failed" if failed else ""))
+    output.info(f"inbox {address} removed" + (f"; {output.plural(failed, 'enrollment')} failed" if failed
+                                              else ""))
 
 
 # -- connecting ---------------------------------------------------------------------------------
@@ -250,7 +251,7 @@ def _next_steps(row: dict) -> None:
     address = row["address"]
     failed = failed_enrollment_ids(db(), address)
     if failed:
-        output.info(f"{len(failed)} enrollments failed on this inbox; send them again with:\n"
+        output.info(f"{output.plural(len(failed), 'enrollment')} failed on this inbox; send them again with:\n"
                     f"    seqctl resume --failed --inbox {address}")
     if row["status"] == "paused_bounces":
         output.info(f"it is still paused for bounces ({row['status_message']}); "
@@ -366,6 +367,11 @@ def resume(address: InboxArg, json_out: JsonOpt = False) -> None:
     """Let a paused inbox send again. A bounce pause (`paused_bounces`) ends at once; an inbox
     that `needs_reauth` is first checked with its provider, and stays paused (with the command
     to reconnect) unless its authorization works again. Failed enrollments are resumed
+    separately: `seqctl resume --failed --inbox ADDRESS`.
+
+    \b
+    Example:
+      seqctl inbox resume riley@acme.test
     """
     database = db()
     was = inbox_admin.resume(database, address, clock.now())
@@ -386,6 +392,11 @@ def test_inbox(
     json_out: JsonOpt = False,
 ) -> None:
     """Send one test message from ADDRESS to EMAIL now, through the same outbox and provider
+    path as sequence emails, and print what the provider answered.
+
+    \b
+    Example:
+      seqctl inbox test riley@acme.test --to me@example.com
     """
     result = inbox_admin.send_test(db(), address, to, clock.now(), key=install_key())
     outbox_id, message_id = result["outbox_id"], result["message_id"]

@@ -57,6 +57,11 @@ def backup(
     target: Annotated[Path, typer.Argument(help="The new backup file (must not exist).")],
 ) -> None:
     """Copy the database to TARGET while seqctl keeps running (SQLite VACUUM INTO): a
+    consistent snapshot even during a tick. Tokens are not included.
+
+    \b
+    Example:
+      seqctl backup ~/backups/seqctl-$(date +%F).db
     """
     database.backup(db(), target)
     output.info(f"backup written to {target}")

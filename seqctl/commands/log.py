@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from seqctl import clock, output
-from seqctl.commands._common import EmailArg, JsonOpt, db, default, group, instant_option
+from seqctl.commands._common import (
+    EmailArg,
+    JsonOpt,
+    db,
+    default,
+    display_zone,
+    group,
+    instant_option,
+)
 from seqctl.engine import outcomes, replies
 from seqctl.engine.intent import INTENTS, ReplyIntent
 
@@ -126,10 +134,19 @@ def list_outcomes(
     json_out: JsonOpt = False,
 ) -> None:
     """Recent outcomes (replies, meetings, bounces, unsubscribes, auto-replies), newest first,
+    whether sync read them or they were logged by hand.
+
+    \b
+    Examples:
+      seqctl log
+      seqctl log list --email ava@acme.test --limit 10
     """
     rows = outcomes.list_outcomes(db(), email=email, limit=limit)
     if json_out:
         output.emit_json(rows)
     else:
-        output.table(rows, ["at", "event", "intent", "email", "sequence", "via", "subject"],
+        zone, now = display_zone(db()), clock.now()
+        for row in rows:
+            row["when"] = output.local_time(row["at"], zone, now)
+        output.table(rows, ["when", "event", "intent", "email", "sequence", "via", "subject"],
                      empty="no outcomes yet")

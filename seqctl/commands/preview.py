@@ -23,11 +23,14 @@ def preview(
     step: Annotated[int, typer.Option("--step", min=1, help="1-based step position.")],
     contact: Annotated[str, typer.Option("--contact", help="Contact email.")],
     variant: Annotated[str | None, typer.Option("--variant", help="a or b")] = None,
+    raw: Annotated[bool, typer.Option(
+        "--raw", help="Print the message byte for byte as the inbox receives it (MIME, "
+                      "quoted-printable).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show exactly what step N would send to CONTACT now: the raw message, byte for byte
-    what the inbox receives (with --json: its parts and headers). The spam-risk score goes to
-    stderr.
+    """Show what step N would send to CONTACT now: the headers, the variant and the decoded
+    text (--raw: the exact bytes; --json: its parts and headers). The spam-risk score goes
+    to stderr.
 
     \b
     Examples:
@@ -39,22 +42,33 @@ def preview(
 
     if variant is not None and variant.lower() not in ("a", "b"):
         raise typer.BadParameter("a or b", param_hint="--variant")
-    composed, _ = previews.preview(db(), sequence, step, contact, clock.now(),
-                                   variant.upper() if variant else None, key=install_key())
+    composed, about = previews.preview(db(), sequence, step, contact, clock.now(),
+                                       variant.upper() if variant else None, key=install_key())
     built = composed.built
     report = spam.score_email(built.subject, built.text, first_touch=not composed.is_reply)
     if json_out:
         output.emit_json({
             "subject": built.subject, "text": built.text, "html": built.html, "to": built.to,
             "cc": built.cc, "bcc": built.bcc, "headers": built.headers,
-            "spam": report.to_json(), "missing_fields": composed.missing_fields,
-            "held_fields": composed.held_fields,
+            "variant": about["variant"], "spam": report.to_json(),
+            "missing_fields": composed.missing_fields, "held_fields": composed.held_fields,
         })
         return
     for line in missing_field_lines(contact, composed.missing_fields, composed.held_fields):
         output.warn(line)
-    sys.stdout.buffer.write(built.raw)
-    sys.stdout.buffer.flush()
+    if raw:
+        sys.stdout.buffer.write(built.raw)
+        sys.stdout.buffer.flush()
+    else:
+        shown = ("variant " + about["variant"] if about["has_variant_b"]
+                 else "one version (no variant_b)")
+        output.line(f"# step {step} of {sequence} for {contact}, {shown}"
+                    + (", a reply in the thread" if composed.is_reply else ""))
+        for name in ("From", "To", "Cc", "Subject", "In-Reply-To", "List-Unsubscribe"):
+            if built.headers.get(name):
+                output.line(f"{name}: {built.headers[name]}")
+        output.line()
+        output.line(built.text.rstrip("\n"))
     output.info(f"spam-risk score {report.score} ({report.band})"
                 + "".join(f"\n  +{r.points} {r.rule}: {r.detail} — {r.fix}" for r in report.reasons))
 

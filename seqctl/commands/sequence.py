@@ -117,7 +117,7 @@ def validate(files: Files, json_out: JsonOpt = False) -> None:
             if validation.ok:
                 steps = len(validation.spec.steps) if validation.spec else 0
                 output.info(f"{label}: ok, sequence {validation.name} ({_steps(steps)}"
-                            + (f", {len(validation.warnings)} warning(s))"
+                            + (f", {output.plural(len(validation.warnings), 'warning')})"
                                if validation.warnings else ")"))
     if any(not validation.ok for _, validation in results):
         raise typer.Exit(1)
@@ -159,8 +159,10 @@ def apply(files: Files, json_out: JsonOpt = False) -> None:
             if result.action == "updated":
                 parts = [f"{n} {what}" for n, what in (
                     (result.steps_added, "added"), (result.steps_changed, "changed"),
-                    (result.steps_removed, "removed"),
-                    (result.enrollments_rescheduled, "enrollment(s) rescheduled")) if n]
+                    (result.steps_removed, "removed")) if n]
+                if result.enrollments_rescheduled:
+                    parts.append(output.plural(result.enrollments_rescheduled, "enrollment")
+                                 + " rescheduled")
                 if parts:
                     detail += ": " + ", ".join(parts)
             output.info(f"{result.action} sequence {result.name} ({detail})")
@@ -196,9 +198,9 @@ def list_(json_out: JsonOpt = False) -> None:
 def _delays(step: dict) -> str:
     parts = []
     if step["delay_business_days"]:
-        parts.append(f"+{step['delay_business_days']} business days")
+        parts.append(f"+{output.plural(step['delay_business_days'], 'business day')}")
     if step["delay_calendar_days"]:
-        parts.append(f"+{step['delay_calendar_days']} days")
+        parts.append(f"+{output.plural(step['delay_calendar_days'], 'day')}")
     if step["delay_hours"]:
         parts.append(f"+{step['delay_hours']} h")
     return " ".join(parts) or "-"
@@ -307,7 +309,8 @@ def delete(
       seqctl sequence delete old-intro --force
     """
     result = sequence_store.delete(db(), name, clock.now(), force=force)
-    exited = f"; exited {result['exited']} enrollment(s)" if result["exited"] else ""
+    exited = (f"; exited {output.plural(result['exited'], 'enrollment')}" if result["exited"]
+              else "")
     output.info(f"deleted sequence {name}{exited}")
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from seqctl import clock, output
-from seqctl.commands._common import JsonOpt, db, default, group
+from seqctl.commands._common import JsonOpt, db, default, display_zone, group
 from seqctl.engine import accounts, exits
 from seqctl.errors import SeqctlError
 
@@ -87,4 +87,7 @@ def list_suppressions(
     if json_out:
         output.emit_json(rows)
     else:
-        output.table(rows, ["email", "reason", "created_at"], empty="no suppressed addresses")
+        zone, now = display_zone(db()), clock.now()
+        output.table([{**row, "since": output.local_time(row["created_at"], zone, now)}
+                      for row in rows], ["email", "reason", "since"],
+                     empty="no suppressed addresses")

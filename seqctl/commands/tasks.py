@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from seqctl import clock, output
-from seqctl.commands._common import JsonOpt, db, default, group
+from seqctl.commands._common import JsonOpt, db, default, display_zone, group
 from seqctl.engine import tasks
 
 app = group(
@@ -38,12 +38,18 @@ def list_tasks(
         raise typer.BadParameter(", ".join(tasks.FILTERS), param_hint="--status")
     if kind is not None and kind not in tasks.KINDS:
         raise typer.BadParameter(f"must be one of {', '.join(tasks.KINDS)}", param_hint="--kind")
-    rows = tasks.list_tasks(db(), status=status, kind=kind, due_by=clock.now() if due else None)
+    database = db()
+    rows = tasks.list_tasks(database, status=status, kind=kind,
+                            due_by=clock.now() if due else None)
+    zones = [row.pop("timezone") for row in rows]
     if json_out:
         output.emit_json(rows)
-    else:
-        output.table(rows, ["id", "kind", "title", "email", "sequence", "due_at", "status"],
-                     empty="no tasks")
+        return
+    zone, now = display_zone(database), clock.now()
+    for row, sequence_zone in zip(rows, zones, strict=True):
+        row["due"] = output.local_time(row["due_at"], sequence_zone or zone, now)
+    output.table(rows, ["id", "kind", "title", "email", "sequence", "due", "status"],
+                 empty="no tasks")
 
 
 def _close(task_ids: list[int], status: str, json_out: bool) -> None:
@@ -68,5 +74,10 @@ def done(task_ids: Annotated[list[int], typer.Argument(help="Task ids, as `seqct
 
 @app.command("skip")
 def skip(task_ids: Annotated[list[int], typer.Argument(help="Task ids, as `seqctl tasks list` shows them.")], json_out: JsonOpt = False) -> None:
-    """Skip tasks."""
+    """Skip tasks.
+
+    \b
+    Example:
+      seqctl tasks skip 14
+    """
     _close(task_ids, "skipped", json_out)

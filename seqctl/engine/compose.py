@@ -120,12 +120,12 @@ def _database_salt(db: Database) -> str:
 def _step_content(
     db: Database, step: dict[str, Any], variant: str, owner_id: int
 ) -> tuple[str | None, str]:
-    """Subject and body templates of a step for a variant (a `template:` step reads the saved
-    template of the inbox owner, else any user's of that name)."""
+    """Subject and body templates of a step for a variant. A `template:` step reads the saved
+    template of the sender (the contact's owner): templates belong to one user (SPEC 8), so
+    another rep's template of that name is never used."""
     if step.get("template"):
         row = db.execute(
-            "SELECT subject, body FROM templates WHERE name = ? "
-            "ORDER BY (user_id = ?) DESC, id LIMIT 1",
+            "SELECT subject, body FROM templates WHERE name = ? AND user_id = ?",
             [step["template"], owner_id],
         ).fetchone()
         if row is None:

@@ -29,7 +29,7 @@ from seqctl.engine.contacts_csv import (
     open_csv,
 )
 from seqctl.engine.exits import on_stage_change
-from seqctl.errors import SeqctlError
+from seqctl.errors import SeqctlError, environment_problem
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -161,6 +161,8 @@ def import_contacts(
                 if stages.get(email, stage) != stage:
                     on_stage_change(db, contact_id, now)
     except sqlite3.Error as exc:
+        if environment_problem(exc, "") is not None:
+            raise       # a full disk, a busy database...: the CLI says what to do
         raise SeqctlError(f"import of {filename} failed, nothing was written: {exc}") from None
     invalid.sort(key=lambda problem: problem["line"])
     created = after - before

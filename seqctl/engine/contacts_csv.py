@@ -225,7 +225,10 @@ def _first_record(stream: IO[bytes], encoding: str, delimiter: str) -> list[str]
             if any(cell.strip() for cell in record):
                 return record
         return None
-    except csv.Error:
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise SeqctlError(f"line 1: a header name is longer than {MAX_FIELD:,} characters "
+                              "(a missing closing quote, or not a CSV file?)") from None
         return None
     finally:
         text.detach()
@@ -285,16 +288,19 @@ def _columns(header: list[str]) -> tuple[list[str | None], list[str]]:
     """The field name of each header cell (None: ignored) and the warnings about them."""
     warnings: list[str] = []
     names: list[str | None] = []
+    used: set[str] = set()      # a set, so any header width reads in linear time
     for position, raw in enumerate(header, start=1):
         name = column_name(raw) if raw.strip() else None
         if raw != raw.strip() and raw.strip():
             warnings.append(f"column '{raw}' has spaces around its name; read as '{name}'")
-        if name is not None and name in names:
+        if name is not None and name in used:
             warnings.append(
                 f"column '{raw.strip()}' (column {position}) repeats '{name}'; "
                 "the first one is used"
             )
             name = None
+        if name is not None:
+            used.add(name)
         names.append(name)
     return names, warnings
 
@@ -440,6 +446,11 @@ def open_csv(source: bytes | IO[bytes], *, filename: str) -> ContactsCsv:
         delimiter, header = _choose_delimiter(stream, encoding)
     except SeqctlError as exc:
         raise SeqctlError(f"{filename}: {exc.message}") from None
+    longest = max(range(len(header)), key=lambda i: len(header[i]))
+    if len(header[longest]) > MAX_FIELD:
+        raise SeqctlError(f"{filename}:1: the name of column {longest + 1} is "
+                          f"{len(header[longest]):,} characters long (at most {MAX_FIELD:,}): "
+                          "is the first line really the header?")
     _, warnings = _columns(header)
     return ContactsCsv(filename, stream, encoding, delimiter, header, size, warnings)
 

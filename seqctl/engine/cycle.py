@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from seqctl.providers.base import Provider
 
 PHASES = ("all", "sync", "engine", "dispatch")
+PHASE_WAIT = 50.0       # seconds: less than cron's minute, so phase runs never pile up
 
 
 class TickBusy(Exception):
@@ -95,12 +96,15 @@ def run(
     factory: ProviderFactory = default_factory,
     progress: Callable[[int, int], None] | None = None,
     guard_replies: bool = True,
+    waiting: Callable[[], None] | None = None,
 ) -> TickCounts:
-    """Run one tick of `db` at `now` under its tick lock (TickBusy when another holds it).
-    `key` is the install secret; `factory` opens each inbox's provider. `guard_replies=False`
-    (benchmarks only) leaves out the reply guard."""
+    """Run one tick of `db` at `now` under its tick lock. `key` is the install secret;
+    `factory` opens each inbox's provider; `guard_replies=False` (benchmarks only) leaves out
+    the reply guard. A whole tick finding another one running gives up at once (TickBusy); a
+    single phase (`cron --split`) waits up to PHASE_WAIT seconds for its turn, so the phases
+    started in the same minute never skip each other."""
     lock = tick.TickLock.beside(db)
-    if not lock.acquire():
+    if not lock.acquire(wait=0.0 if phase == "all" else PHASE_WAIT, waiting=waiting):
         raise TickBusy()
     try:
         counts = TickCounts()

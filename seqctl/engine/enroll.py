@@ -324,8 +324,12 @@ def find_enrollment(db: Database, sequence_name: str, email: str) -> dict[str, A
 def pause(
     db: Database, enrollment: dict[str, Any], now: datetime, until: datetime | None = None
 ) -> None:
-    if enrollment["status"] not in ("active", "paused"):
-        raise SeqctlError(f"cannot pause an enrollment that is {enrollment['status']}")
+    if enrollment["status"] == "paused":
+        raise SeqctlError("is already paused: `seqctl resume` it to continue")
+    if enrollment["status"] != "active":
+        raise SeqctlError(f"cannot be paused: it has {enrollment['status']}"
+                          if enrollment["status"] == "exited" else
+                          f"cannot be paused: it is {enrollment['status']}")
     with transaction(db):
         db.execute(
             "UPDATE enrollments SET status = 'paused', paused_until = ?, updated_at = ? "
@@ -349,7 +353,8 @@ def resume(db: Database, enrollment_id: int, now: datetime) -> str:
     ).fetchone()
     status, next_run_at, step_id, waiting, inbox_id, sequence_id, tz, owner = row
     if status not in ("paused", "failed"):
-        raise SeqctlError(f"cannot resume an enrollment that is {status}")
+        raise SeqctlError("is already active: nothing to resume" if status == "active"
+                          else f"cannot be resumed: it has {status} for good")
     steps = plan.load(db, sequence_id)
     window = steps.window_for(tz)
     with transaction(db):
@@ -402,7 +407,7 @@ def enrollment_rows(
     sql = (
         "SELECT e.id, s.name, c.email, e.status, e.exit_reason, e.failure_message, e.variant, "
         "st.position, e.next_run_at, i.address, e.enrolled_at, e.exited_at, e.paused_until, "
-        "ws.position, wo.status, wo.next_attempt_at "
+        "ws.position, wo.status, wo.next_attempt_at, s.timezone "
         "FROM enrollments e JOIN sequences s ON s.id = e.sequence_id "
         "JOIN contacts c ON c.id = e.contact_id LEFT JOIN steps st ON st.id = e.step_id "
         "LEFT JOIN inboxes i ON i.id = e.inbox_id "
@@ -443,6 +448,7 @@ def enrollment_rows(
                 "enrolled_at": r[10],
                 "exited_at": r[11],
                 "paused_until": r[12],
+                "timezone": r[16],
             }
         )
     return rows

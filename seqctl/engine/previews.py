@@ -40,10 +40,14 @@ def preview(db: Database, sequence_name: str, position: int, email: str, now: da
     enrollment = db.execute(
         "SELECT id, inbox_id FROM enrollments WHERE sequence_id = ? AND contact_id = ? "
         "ORDER BY id DESC LIMIT 1", [row[0], contact[0]]).fetchone()
+    has_b = bool(step.get("variant_b_json"))
     if enrollment is not None and enrollment[1] is not None:
         composed = compose.compose(db, enrollment[0], step, date=now, key=key, variant=variant,
                                    predict=True)
-        return composed, {"enrollment_id": enrollment[0]}
+        stored = db.execute("SELECT variant FROM enrollments WHERE id = ?",
+                            [enrollment[0]]).fetchone()[0]
+        return composed, {"enrollment_id": enrollment[0], "has_variant_b": has_b,
+                          "variant": (variant or stored or "A").upper()}
     inbox_id = accounts.default_inbox_for(db, contact[1])
     if inbox_id is None:
         raise SeqctlError("no inbox to preview from: add one with `seqctl inbox add`")
@@ -60,7 +64,8 @@ def preview(db: Database, sequence_name: str, position: int, email: str, now: da
     finally:
         db.execute("ROLLBACK TO SAVEPOINT preview")
         db.execute("RELEASE SAVEPOINT preview")
-    return composed, {"enrollment_id": None}
+    return composed, {"enrollment_id": None, "has_variant_b": has_b,
+                      "variant": (variant or variant_for(enrollment_id)).upper()}
 
 
 def pending_subject(db: Database, outbox_id: int, now: datetime, *, key: bytes) -> str | None:

@@ -83,7 +83,8 @@ class _Reader:
     def scalar(self, node: yaml.Node) -> Any:
         try:
             return self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError, OverflowError):
+            # ValueError: an integer of more than Python's 4,300 digits
             return node.value if isinstance(node, yaml.ScalarNode) else None
 
     def text(self, node: yaml.Node, where: str, *, required: bool = False) -> str | None:
@@ -111,6 +112,9 @@ class _Reader:
         value = self.scalar(node) if isinstance(node, yaml.ScalarNode) else None
         numeric = (int, float) if allow_float else (int,)
         kind = "a number" if allow_float else "a whole number"
+        if isinstance(value, str) and value.lstrip("+-").isdigit():     # too long for an int
+            self.error(node, where, f"must be at most {high}, got a {len(value):,}-digit number")
+            return None
         if isinstance(value, bool) or not isinstance(value, numeric) or value != value:
             self.error(node, where, f"must be {kind}, not {_shown(node)}")
             return None
@@ -158,6 +162,8 @@ def _shown(node: yaml.Node) -> str:
     if isinstance(node, yaml.ScalarNode):
         if node.tag == YAML_TAG + "null":
             return "empty"
+        if len(node.value) > 40:
+            return f"a value of {len(node.value):,} characters"
         return repr(node.value) if node.tag == YAML_TAG + "str" else node.value
     return f"a {_kind(node)}"
 
@@ -185,9 +191,20 @@ def validate_sequence(
     check that `template:` names exist. Errors make `spec` None; warnings (unknown merge
     variables that are not near misses) do not.
     """
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:       # a NUL byte or another control character
+        line = text.count("\n", 0, exc.position) + 1
+        return Validation(None, None, [Problem(
+            line, "file", f"holds the control character U+{exc.character:04X} (at character "
+            f"{exc.position + 1}); a sequence file is plain UTF-8 text: remove it")], [], [])
     try:
         root = loader.get_single_node()
+    except RecursionError:
+        loader.dispose()
+        return Validation(None, None, [Problem(
+            None, "yaml", "is nested too deeply (hundreds of levels); a sequence needs only a "
+            "few (see docs/sequences.md)")], [], [])
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         context_mark = getattr(exc, "context_mark", None)

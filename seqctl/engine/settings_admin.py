@@ -34,6 +34,14 @@ def validate(key: str, value: str) -> str:
             raise SeqctlError(f"{key} must be a cron expression such as '*/5 * * * *', not '{value}'")
     elif key == "tracking_base_url" and value:
         value = links.check_base_url(value)
+    elif key == "display_timezone":
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SeqctlError(f"{key} must be an IANA zone such as America/Chicago, "
+                              f"not '{value}'") from None
     elif key == "unsubscribe_mailto" and value and "@" not in value:
         raise SeqctlError(f"{key} must be an email address, not '{value}'")
     return value

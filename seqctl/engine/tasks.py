@@ -19,10 +19,10 @@ FILTERS = (*STATUSES, "all")
 KINDS = TASK_TYPES
 
 _SELECT = (
-    "SELECT t.id, t.kind, t.title, t.notes, c.email, s.name, t.due_at, t.status "
+    "SELECT t.id, t.kind, t.title, t.notes, c.email, s.name, t.due_at, t.status, s.timezone "
     "FROM tasks t JOIN contacts c ON c.id = t.contact_id LEFT JOIN sequences s ON s.id = t.sequence_id"
 )
-_KEYS = ("id", "kind", "title", "notes", "email", "sequence", "due_at", "status")
+_KEYS = ("id", "kind", "title", "notes", "email", "sequence", "due_at", "status", "timezone")
 
 
 def _row(values: tuple) -> dict[str, Any]:

@@ -34,18 +34,29 @@ class TickLock:
         file = database_file(db)
         return cls(file.with_name(file.name + ".tick.lock") if file else None)
 
-    def acquire(self) -> bool:
+    def acquire(self, wait: float = 0.0, waiting: Callable[[], None] | None = None) -> bool:
+        """Take the lock; with `wait`, keep trying for that many seconds (calling `waiting`
+        once when it has to) before giving up."""
+        import time
+
         if self.path is None:
             return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.handle = open(self.path, "a+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.close()
-            self.handle = None
-            return False
-        return True
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self.handle.close()
+                    self.handle = None
+                    return False
+                if waiting is not None:
+                    waiting()
+                    waiting = None
+                time.sleep(0.1)
 
     def release(self) -> None:
         if self.handle is not None:
