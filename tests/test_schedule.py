@@ -84,6 +84,15 @@ def test_business_days_do_not_count_the_countrys_holidays():
     assert add_business_days(thursday_before_july_fourth, 1, holidays="DE") == dt.date(2025, 7, 4)
 
 
+def test_holiday_subdivisions_england_gets_easter_monday_and_california_cesar_chavez_day():
+    thursday_before_easter_monday = dt.date(2026, 4, 2)       # Good Friday 3 Apr is national
+    assert add_business_days(thursday_before_easter_monday, 1, holidays="GB") == dt.date(2026, 4, 6)
+    assert add_business_days(thursday_before_easter_monday, 1, holidays="GB-ENG") == \
+        dt.date(2026, 4, 7)
+    assert add_business_days(dt.date(2026, 3, 30), 1, holidays="US") == dt.date(2026, 3, 31)
+    assert add_business_days(dt.date(2026, 3, 30), 1, holidays="US-CA") == dt.date(2026, 4, 1)
+
+
 def test_negative_business_days_are_rejected():
     with pytest.raises(ValueError):
         add_business_days(dt.date(2025, 6, 6), -1)
@@ -504,6 +513,8 @@ def test_valid_holiday_country():
     assert valid_holiday_country("DE")
     assert not valid_holiday_country("XX")
     assert not valid_holiday_country("")
+    assert valid_holiday_country("GB-ENG") and valid_holiday_country("US-CA")
+    assert not valid_holiday_country("GB-XX") and not valid_holiday_country("GB-")
 
 
 # --- properties --------------------------------------------------------------------------

@@ -143,6 +143,12 @@ def test_holidays_no_means_norway_not_false():
     assert spec.settings["holidays"] == "NO"
 
 
+def test_holidays_accept_a_country_subdivision():
+    spec = validate("name: x\nholidays: GB-ENG\nsteps:\n  - type: wait\n").spec
+    assert spec.settings["holidays"] == "GB-ENG"
+    assert validate("name: x\nholidays: us-ca\nsteps:\n  - type: wait\n").errors
+
+
 def test_email_without_subject_after_the_first_is_a_thread_reply():
     spec = validate("name: x\nsteps:\n  - step_type: email\n    subject: Hi\n    body: One\n"
                     "  - step_type: email\n    body: Two\n").spec
@@ -417,7 +423,7 @@ def test_changed_delay_reschedules_active_enrollments(run, home, tmp_path):
     sql(home, "UPDATE enrollments SET next_run_at = 'stale' WHERE id = ?", [paused])
     slower = THREE_EMAILS.replace("delay_business_days: 2", "delay_business_days: 4")
     code, _, err = run("sequence", "apply", write(tmp_path, "s.yaml", slower), now=NOW)
-    assert code == 0 and "1 enrollment(s) rescheduled" in err
+    assert code == 0 and "1 enrollment rescheduled" in err
     # Mon 09:00 Chicago + 4 business days = Fri 09:00 = 15:00Z.
     assert sql(home, "SELECT next_run_at FROM enrollments WHERE id = ?", [active]) == [
         ("2026-03-06T15:00:00Z",)]
@@ -493,9 +499,13 @@ def test_duplicate_copies_steps_not_enrollments(run, home):
     listed = {row["name"]: row for row in run("sequence", "list", "--json").json}
     assert listed["cold-saas-v2"]["steps"] == 6
     assert listed["cold-saas-v2"]["active_enrollments"] == 0
+    assert not listed["cold-saas-v2"]["active"] and listed["cold-saas-intro"]["active"]
+    assert run("enroll", "cold-saas-v2", "x@y.test").code == 1        # inactive until activated
     original = run("sequence", "export", "cold-saas-intro").out
     copy = run("sequence", "export", "cold-saas-v2").out
-    assert copy == original.replace("name: cold-saas-intro", "name: cold-saas-v2")
+    assert "active: false" in copy and "active: true" in original
+    assert copy == original.replace("name: cold-saas-intro", "name: cold-saas-v2").replace(
+        "active: true", "active: false")
     code, _, err = run("sequence", "duplicate", "cold-saas-intro", "cold-saas-v2")
     assert code == 1 and "already exists" in err
 

@@ -191,3 +191,70 @@ def test_a_sequence_without_variant_b_has_only_a_rows(two_sequences, run):
     stats = run("stats", "alpha", "--json").json
     assert [(r["step"], r["variant"]) for r in stats["steps"]] == [(1, "A")]
     assert stats["steps"][0]["sent"] == 40 and stats["steps"][0]["replies"] == 15
+
+
+FOLLOW_UPS = """
+    name: chase
+    timezone: UTC
+    steps:
+      - id: first
+        step_type: email
+        subject: "Hi"
+        body: "One."
+      - id: second
+        step_type: email
+        delay_calendar_days: 1
+        subject: "Again"
+        body: "Two."
+      - id: ring
+        step_type: call
+        delay_calendar_days: 1
+        title: "Call {{first_name}}"
+"""
+
+
+def test_stats_per_contact_tasks_and_a_manual_reply_before_any_email(home, run):
+    db, _ = setup_account(home)
+    apply_yaml(db, FOLLOW_UPS, T0)
+    enroll_all(db, "chase", ["ann@a.test", "bo@b.test", "cy@c.test"], T0)
+    tick(db, T0)                                           # step 1 to all three
+    tick(db, T0 + timedelta(days=1))                       # step 2 to all three
+    outcomes.log_outcome(db, "ann@a.test", "reply", T0 + timedelta(days=1, hours=2))
+    tick(db, T0 + timedelta(days=2))                       # calls for bo and cy
+    task_ids = [t["id"] for t in run("tasks", "--json").json]
+    assert run("tasks", "done", str(task_ids[0])).code == 0
+    stats = run("stats", "chase", "--json").json
+    totals = stats["totals"]
+    assert totals["sent"] == 6 and totals["replies"] == 1
+    assert totals["contacts_reached"] == 3 and totals["contacts_replied"] == 1
+    assert totals["contact_reply_rate"] == round(1 / 3, 4)
+    assert totals["tasks_created"] == 2 and totals["tasks_done"] == 1
+    assert stats["tasks"] == [{"step": 3, "step_type": "call", "title": "Call {{first_name}}",
+                               "created": 2, "done": 1, "skipped": 0, "open": 1}]
+    text = run("stats", "chase").out
+    assert "per contact: 1 of 3 reached replied (33.3%)" in text
+    assert "Step 3 · call: 2 created, 1 done, 0 skipped, 1 open" in text
+    # a reply logged for a contact who had no email yet still counts
+    enroll_all(db, "chase", ["dee@d.test"], T0 + timedelta(days=3))
+    outcomes.log_outcome(db, "dee@d.test", "reply", T0 + timedelta(days=3))
+    totals = run("stats", "chase", "--json").json["totals"]
+    assert totals["replies"] == 2 and totals["contacts_replied"] == 2
+
+
+def test_stats_keep_a_steps_history_when_it_becomes_a_task(home, run):
+    db, _ = setup_account(home)
+    apply_yaml(db, FOLLOW_UPS, T0)
+    enroll_all(db, "chase", ["ann@a.test", "bo@b.test"], T0)
+    tick(db, T0)
+    outcomes.log_outcome(db, "ann@a.test", "reply", T0 + timedelta(hours=1))
+    before = run("stats", "chase", "--json").json["steps"]
+    assert [(r["step"], r["sent"], r["replies"]) for r in before][:1] == [(1, 2, 1)]
+    apply_yaml(db, FOLLOW_UPS.replace('''      - id: first
+        step_type: email
+        subject: "Hi"
+        body: "One."''', '''      - id: first
+        step_type: task
+        title: "Research"'''), T0 + timedelta(hours=2))
+    after = run("stats", "chase", "--json").json
+    assert [(r["step"], r["sent"], r["replies"]) for r in after["steps"]][:1] == [(1, 2, 1)]
+    assert after["totals"]["sent"] == 2 and after["totals"]["replies"] == 1

@@ -622,3 +622,23 @@ def test_the_contacts_newsletter_never_pauses_under_pause_on_auto_reply(home):
                       ).fetchall() == []
     inbound = db.execute("SELECT verdict, detail_json FROM inbound").fetchone()
     assert inbound[0] == "ignored" and "bulk mail" in json.loads(inbound[1])["reason"]
+def test_a_reply_is_credited_to_the_email_it_answers_else_the_latest_before_it(home):
+    db, maildir = setup_account(home)
+    apply_yaml(db, CADENCE.format(name="keep", booking="true", company="false").replace(
+        "exit_on_booking: true", "exit_on_booking: true\n    exit_on_reply: false"), MONDAY)
+    enroll_all(db, "keep", ["ann@a.test", "bo@b.test"], MONDAY)
+    tick(db, MONDAY)                                              # step 1: Monday
+    wednesday = MONDAY + timedelta(days=2)
+    tick(db, wednesday)                                           # step 2: Wednesday
+    assert len(sent_files(maildir)) == 4
+    # Ann answers step 1's email (In-Reply-To) after step 2 went out
+    first = next(m for m in sent_messages(maildir)
+                 if m["To"].addresses[0].addr_spec == "ann@a.test" and "Hello" in m["Subject"])
+    drop(maildir, reply_to(first, "Ann <ann@a.test>"))
+    sync.run_sync(db, wednesday + timedelta(minutes=5))
+    # Bo's reply, logged by hand, happened on Tuesday: before step 2 was sent
+    outcomes.log_outcome(db, "bo@b.test", "reply", MONDAY + timedelta(days=1))
+    credited = dict(db.execute(
+        "SELECT c.email, st.step_key FROM events e JOIN contacts c ON c.id = e.contact_id "
+        "JOIN steps st ON st.id = e.step_id WHERE e.kind = 'reply'").fetchall())
+    assert credited == {"ann@a.test": "intro", "bo@b.test": "intro"}

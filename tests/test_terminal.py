@@ -298,3 +298,30 @@ def test_a_split_phase_waits_for_the_running_tick_instead_of_skipping(run, home)
 
     counts = json.loads(out)
     assert "skipped" not in counts and counts["emails_queued"] == 1
+
+
+def test_contacts_delete_erases_everything_and_keeps_a_hashed_suppression(run, home):
+    import hashlib
+    import sqlite3
+
+    chicago(run, home, ("ann@a.test", "bo@b.test"))
+    assert run("tick", now="2026-03-02T15:00:00Z").code == 0          # emails sent
+    assert run("tick", now="2026-03-04T15:00:00Z").code == 0          # call tasks
+    assert run("deals", "add", "Acme", "--contact", "ann@a.test").code == 0
+    result = run("contacts", "delete", "ann@a.test", "--json")
+    assert result.code == 0, result.err
+    assert result.json["enrollments"] == 1 and result.json["tasks"] == 1
+    db = sqlite3.connect(home / "seqctl.db")
+    dump = "\n".join(db.iterdump())
+    assert "ann@a.test" not in dump                                   # no trace by name
+    digest = "sha256:" + hashlib.sha256(b"ann@a.test").hexdigest()
+    assert db.execute("SELECT reason FROM suppressions WHERE email = ?",
+                      [digest]).fetchone() == ("erased",)
+    assert [r["email"] for r in run("contacts", "--json").json] == ["bo@b.test"]
+    assert run("stats", "s", "--json").json["totals"]["sent"] == 2    # counts survive
+    # imported and enrolled again, the address is still never emailed
+    assert run("enroll", "s", "ann@a.test", now="2026-03-09T14:00:00Z").code == 0
+    assert run("tick", now="2026-03-09T15:00:00Z").code == 0
+    sent_to = [r["to"] for r in run("outbox", "list", "--status", "sent", "--json").json]
+    assert sent_to.count("ann@a.test") == 0
+    assert run("contacts", "delete", "nobody@x.test").code == 1

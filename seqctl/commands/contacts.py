@@ -172,3 +172,26 @@ def set_stage(email: EmailArg, stage: Annotated[str, typer.Argument(help="The ne
             else ""
         )
     )
+
+
+@app.command("delete")
+def delete(email: EmailArg, json_out: JsonOpt = False) -> None:
+    """Erase a contact for a data-protection request: the contact, its enrollments, tasks,
+    stored messages and the personal data in its events. Only a hashed suppression entry is
+    kept, so the address is never emailed again (importing it later keeps it suppressed).
+
+    \b
+    Example:
+      seqctl contacts delete ava@acme.test
+    """
+    from seqctl import clock
+    from seqctl.engine import erasure
+
+    result = erasure.erase_contact(db(), email, clock.now())
+    if json_out:
+        output.emit_json(result)
+        return
+    output.info(f"erased {result['email']}: {output.plural(result['enrollments'], 'enrollment')}"
+                f", {output.plural(result['tasks'], 'task')}, "
+                f"{output.plural(result['messages'], 'stored message')}; a hashed suppression "
+                "keeps the address from being emailed again")

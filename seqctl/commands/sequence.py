@@ -257,14 +257,16 @@ def export(name: NameArg) -> None:
 @app.command("duplicate")
 def duplicate(name: NameArg, new_name: Annotated[str, typer.Argument(help="Name of the copy.")]
               ) -> None:
-    """Copy a sequence and its steps (not its enrollments) under a new name.
+    """Copy a sequence and its steps (not its enrollments) under a new name. The copy is
+    inactive until `seqctl sequence activate`.
 
     \b
     Example:
       seqctl sequence duplicate cold-saas-intro cold-saas-intro-v2
     """
     result = sequence_store.duplicate(db(), name, new_name, clock.now())
-    output.info(f"copied sequence {name} to {new_name} ({_steps(result['steps'])})")
+    output.info(f"copied sequence {name} to {new_name} ({_steps(result['steps'])}); the copy is "
+                f"inactive: `seqctl sequence activate {new_name}` when it is ready")
 
 
 @app.command("activate")

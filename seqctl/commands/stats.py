@@ -101,6 +101,15 @@ def show_stats(db: Database, name: str, console: Console | None = None) -> None:
                           if n)
         console.print(f"replies by intent: {split}; positive-reply rate "
                       f"{percent(totals['positive_reply_rate'])}", markup=False)
+    console.print(
+        f"per contact: {totals['contacts_replied']} of {totals['contacts_reached']} reached "
+        f"replied ({percent(totals['contact_reply_rate'])}); tasks: "
+        f"{totals['tasks_done']} of {totals['tasks_created']} done", markup=False)
+    for task in stats["tasks"]:
+        where = f"Step {task['step']}" if task["step"] is not None else "Removed step"
+        console.print(f"{where} · {task['step_type']}: {task['created']} created, "
+                      f"{task['done']} done, {task['skipped']} skipped, {task['open']} open",
+                      markup=False)
     tracked = analytics.tracked(db, name)
     if not stats["steps"]:
         console.print("no emails sent yet")

@@ -164,9 +164,12 @@ class _Step:
 
 
 def _email_steps(db: Database, sequence_id: int) -> dict[int, _Step]:
+    """The email steps, and every step that sent emails once (its history stays when it was
+    turned into a task or removed)."""
     rows = db.execute(
         "SELECT id, position, variant_b_json, removed FROM steps "
-        "WHERE sequence_id = ? AND step_type = 'email'", [sequence_id]).fetchall()
+        "WHERE sequence_id = ? AND (step_type = 'email' OR id IN (SELECT step_id FROM events "
+        "WHERE sequence_id = ? AND kind = 'sent'))", [sequence_id, sequence_id]).fetchall()
     return {r[0]: _Step(None if r[3] else r[1], bool(r[2])) for r in rows}
 
 
@@ -261,6 +264,13 @@ def sequence_stats(db: Database, name: str) -> dict[str, Any]:
     by_intent: dict[str, int] = {}
     rows = _step_rows(steps, _counts_by_step(db, sequence_id, steps, by_intent))
     totals = {counter: sum(row[counter] for row in rows) for counter in COUNTERS}
+    # an outcome no email can be credited with (`seqctl log reply` before the first email)
+    # still counts once per enrollment in the totals
+    for kind, counter in OUTCOMES.items():
+        totals[counter] = max(totals[counter], db.execute(
+            "SELECT COUNT(DISTINCT enrollment_id) FROM events WHERE sequence_id = ? AND kind = ?",
+            [sequence_id, kind]).fetchone()[0])
+    per_contact = _per_contact(db, sequence_id)
     enrolled = db.execute("SELECT COUNT(*) FROM enrollments WHERE sequence_id = ?",
                           [sequence_id]).fetchone()[0]
     auto_replies = db.execute(
@@ -277,13 +287,48 @@ def sequence_stats(db: Database, name: str) -> dict[str, Any]:
         verdict = compare_reply_rates("A", a["replies"], a["sent"], "B", b["replies"], b["sent"])
         ab_tests.append({"step": step, "metric": "reply_rate", "p_value": verdict.p_value,
                          "significant": verdict.significant, "verdict": verdict.text})
+    task_rows = _task_steps(db, sequence_id)
     return {
         "sequence": name,
         "totals": {**with_rates(totals), "enrolled": enrolled, "auto_replies": auto_replies,
-                   "replies_by_intent": {i: by_intent.get(i, 0) for i in INTENTS}},
+                   "replies_by_intent": {i: by_intent.get(i, 0) for i in INTENTS},
+                   **per_contact,
+                   "tasks_created": sum(row["created"] for row in task_rows),
+                   "tasks_done": sum(row["done"] for row in task_rows)},
         "steps": rows,
+        "tasks": task_rows,
         "ab_tests": ab_tests,
     }
+
+
+def _per_contact(db: Database, sequence_id: int) -> dict[str, Any]:
+    """Reply rate per contact: of the contacts reached (emailed, or who replied anyway), the
+    share who replied, so a contact who got four emails counts once."""
+    reached, replied = db.execute(
+        "SELECT COUNT(DISTINCT contact_id), COUNT(DISTINCT CASE WHEN kind = 'reply' "
+        "THEN contact_id END) FROM events WHERE sequence_id = ? AND kind IN ('sent', 'reply')",
+        [sequence_id]).fetchone()
+    return {"contacts_reached": reached, "contacts_replied": replied,
+            "contact_reply_rate": rate(replied, reached)}
+
+
+def _task_steps(db: Database, sequence_id: int) -> list[dict[str, Any]]:
+    """Per call, LinkedIn or task step (and steps that created tasks once): tasks created,
+    done, skipped and still open."""
+    rows = []
+    for position, step_type, title, created, done, skipped in db.execute(
+            "SELECT st.position, st.step_type, st.title, COUNT(t.id), "
+            "COALESCE(SUM(t.status = 'done'), 0), COALESCE(SUM(t.status = 'skipped'), 0) "
+            "FROM steps st LEFT JOIN tasks t ON t.step_id = st.id "
+            "WHERE st.sequence_id = ? AND (st.step_type IN ('call', 'linkedin', 'task') "
+            "OR t.id IS NOT NULL) GROUP BY st.id "
+            "ORDER BY st.position IS NULL, st.position, st.id", [sequence_id]):
+        if position is None and not created:
+            continue
+        rows.append({"step": position, "step_type": step_type, "title": title,
+                     "created": created, "done": done, "skipped": skipped,
+                     "open": created - done - skipped})
+    return rows
 
 
 COMPARE_BY = {"reply": ("replies", "reply_rate", "reply rate"),

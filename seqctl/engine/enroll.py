@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from seqctl import settings
 from seqctl.clock import from_iso, iso
 from seqctl.db import transaction
-from seqctl.engine import accounts, events, exits, plan
+from seqctl.engine import accounts, erasure, events, exits, plan
 from seqctl.engine.schedule import into_window
 from seqctl.errors import SeqctlError
 
@@ -110,6 +110,7 @@ def enroll(
     now_iso = iso(now)
     with transaction(db):
         contacts = _contacts(db, wanted, now)
+        erasure.suppress_erased(db, wanted, now)
         next_id = (db.execute("SELECT MAX(id) FROM enrollments").fetchone()[0] or 0) + 1
         existing = _existing(db, sequence["id"], [c["id"] for c in contacts.values()])
         active_counts = _active_counts(db, [c["id"] for c in contacts.values()])

@@ -20,12 +20,23 @@ if TYPE_CHECKING:
     from sqlite_utils import Database
 
 
-def last_sent_email(db: Database, enrollment_id: int) -> dict[str, Any] | None:
-    row = db.execute(
-        "SELECT id, step_id, variant FROM outbox WHERE enrollment_id = ? AND status = 'sent' "
-        "ORDER BY sent_at DESC, id DESC LIMIT 1",
-        [enrollment_id],
-    ).fetchone()
+def last_sent_email(db: Database, enrollment_id: int,
+                    before: datetime | None = None) -> dict[str, Any] | None:
+    """The enrollment's latest sent email, of those sent by `before` when given (an outcome
+    is credited to an email that had gone out when it happened); else its latest."""
+    row = None
+    if before is not None:
+        row = db.execute(
+            "SELECT id, step_id, variant FROM outbox WHERE enrollment_id = ? AND status = 'sent' "
+            "AND sent_at <= ? ORDER BY sent_at DESC, id DESC LIMIT 1",
+            [enrollment_id, iso(before)],
+        ).fetchone()
+    if row is None:
+        row = db.execute(
+            "SELECT id, step_id, variant FROM outbox WHERE enrollment_id = ? AND status = 'sent' "
+            "ORDER BY sent_at DESC, id DESC LIMIT 1",
+            [enrollment_id],
+        ).fetchone()
     if row is None:
         return None
     return {"outbox_id": row[0], "step_id": row[1], "variant": row[2]}
@@ -56,7 +67,7 @@ def record(
             sequence_id, contact_id = row[0], contact_id or row[1]
             variant, inbox_id = row[2], inbox_id or row[3]
         if outbox_id is None and kind not in ("exit", "paused", "resumed", "failed"):
-            last = last_sent_email(db, enrollment_id)
+            last = last_sent_email(db, enrollment_id, before=at)
             if last:
                 outbox_id = last["outbox_id"]
                 step_id = step_id or last["step_id"]

@@ -50,18 +50,21 @@ def on_reply(
     enrollment_id: int | None = None,
     detail: dict[str, Any] | None = None,
     intent: ReplyIntent | None = None,
+    outbox_id: int | None = None,
 ) -> list[int]:
     """A reply from the contact: recorded once (on the enrollment it answered, else the newest
     live one) with its intent, and every live enrollment of the contact in a sequence with
     `exit_on_reply` exits `reply_received`, except those a dated not-now reply pauses
     (`pause_on_not_now`); `exit_on_company_reply` sequences also exit the replier's
     colleagues (same non-free-mail domain) with `company_replied`. The intent's tasks and
-    referred contact are created with it (`replies.act_on_intent`)."""
+    referred contact are created with it (`replies.act_on_intent`). The reply is credited to
+    `outbox_id` (the email it answers, by In-Reply-To or References), else to the latest email
+    sent before it arrived."""
     with transaction(db):
         kept = replies.keep_for_not_now(db, contact_id, intent, at)
         target = enrollment_id or _newest_enrollment(db, contact_id)
         full = {**(detail or {}), **replies.reply_detail(intent), "kept": kept}
-        _record(db, "reply", contact_id, at, target, full)
+        _record(db, "reply", contact_id, at, target, full, outbox_id=outbox_id)
         exited = exits.exit_contact(db, contact_id, "reply_received", at, exclude=kept,
                                     detail=detail)
         exited += _company_exits(db, contact_id, at)

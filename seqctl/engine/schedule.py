@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 UTC = dt.UTC
@@ -84,7 +85,8 @@ def valid_timezone(name: str) -> bool:
 
 
 def valid_holiday_country(code: str) -> bool:
-    """True when the `holidays` package knows the country code (e.g. "US", "DE")."""
+    """True when the `holidays` package knows the country code (e.g. "US", "DE"), or the
+    country and subdivision ("GB-ENG", "US-CA")."""
     if not isinstance(code, str) or not code:
         return False
     return _holiday_country_known(code)
@@ -203,10 +205,24 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def _calendar(code: str, year: int | None = None) -> Any:
+    """The holidays of `code`: a country ("US") or a country and one of its subdivisions
+    ("GB-ENG", "US-CA"), as ISO 3166-2 writes them. NotImplementedError when unknown."""
+    country, _, subdivision = code.partition("-")
+    if _ and not subdivision:
+        raise NotImplementedError(code)
+    years = year if year is not None else []
+    try:
+        return _holidays_lib().country_holidays(country, subdiv=subdivision or None,
+                                                years=years)
+    except (KeyError, ValueError) as exc:
+        raise NotImplementedError(code) from exc
+
+
 @lru_cache(maxsize=1024)
 def _holiday_country_known(code: str) -> bool:
     try:
-        _holidays_lib().country_holidays(code)
+        _calendar(code)
     except NotImplementedError:
         return False
     return True
@@ -215,7 +231,7 @@ def _holiday_country_known(code: str) -> bool:
 @cache
 def _holiday_dates(country: str, year: int) -> frozenset[dt.date]:
     try:
-        calendar = _holidays_lib().country_holidays(country, years=year)
+        calendar = _calendar(country, year)
     except NotImplementedError:
         raise ValueError(f"unknown holiday country: {country!r}") from None
     return frozenset(calendar.keys())

@@ -374,11 +374,13 @@ def check_new_name(db: Database, name: str) -> None:
 
 
 def duplicate(db: Database, name: str, new_name: str, now: datetime) -> dict[str, Any]:
-    """Copy a sequence and its live steps (not its enrollments) under `new_name`."""
+    """Copy a sequence and its live steps (not its enrollments) under `new_name`. The copy is
+    inactive (Active = false), so nobody is enrolled in it before it is reviewed."""
     with transaction(db):
         source = get_sequence(db, name)
         check_new_name(db, new_name)
         values = {k: source[k] for k in SEQUENCE_DEFAULTS}
+        values["active"] = 0
         sequence_id = _insert(
             db,
             "sequences",

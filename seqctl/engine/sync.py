@@ -277,7 +277,9 @@ def apply_verdict(
         return contacts[0], (thread.enrollment_id if thread else None)
     contact_id = _contact_by_address(db, verdict.sender)
     enrollment_id = None
+    answered = None     # the email it answers (In-Reply-To, References, thread)
     if thread and contact_id in (None, thread.contact_id):
+        answered = thread.outbox_id
         if contact_id is None and verdict.sender:
             # someone else answered in our thread: the contact's other address
             db.execute(
@@ -300,7 +302,7 @@ def apply_verdict(
         outcomes.on_unsubscribe(db, contact_id, at, enrollment_id=enrollment_id, detail=detail)
     else:
         outcomes.on_reply(db, contact_id, at, enrollment_id=enrollment_id, detail=detail,
-                          intent=verdict.intent)
+                          intent=verdict.intent, outbox_id=answered)
     return contact_id, enrollment_id
 
 
