@@ -332,7 +332,12 @@ def draft(
     business days — follow-up / Day 7 — LinkedIn connect request / exit on reply". Nothing is
     applied: review the TODO: lines, then `seqctl sequence apply FILE`. The draft always
     passes `sequence validate`. Phrases it does not understand are warnings on stderr; the
-    phrases it knows are listed in docs/drafting.md."""
+    phrases it knows are listed in docs/drafting.md.
+
+    \b
+    Example:
+      seqctl sequence draft "Day 1 intro email / Day 3 follow-up / exit on reply" -o s.yaml
+    """
     from seqctl.engine import draft as drafting
 
     words = sys.stdin.read() if text == "-" else text
