@@ -118,16 +118,21 @@ def _database_salt(db: Database) -> str:
 
 
 def _step_content(
-    db: Database, step: dict[str, Any], variant: str, owner_id: int
+    db: Database, step: dict[str, Any], variant: str, owner_id: int | None
 ) -> tuple[str | None, str]:
     """Subject and body templates of a step for a variant. A `template:` step reads the saved
     template of the sender (the contact's owner): templates belong to one user (SPEC 8), so
-    another rep's template of that name is never used."""
+    another rep's template of that name is never sent. With no sender (`owner_id` None: the
+    merge fields a sequence uses, asked before anyone is chosen) any user's will do."""
     if step.get("template"):
-        row = db.execute(
-            "SELECT subject, body FROM templates WHERE name = ? AND user_id = ?",
-            [step["template"], owner_id],
-        ).fetchone()
+        if owner_id is None:
+            row = db.execute("SELECT subject, body FROM templates WHERE name = ? ORDER BY id "
+                             "LIMIT 1", [step["template"]]).fetchone()
+        else:
+            row = db.execute(
+                "SELECT subject, body FROM templates WHERE name = ? AND user_id = ?",
+                [step["template"], owner_id],
+            ).fetchone()
         if row is None:
             raise SeqctlError(
                 f"template '{step['template']}' no longer exists: "
