@@ -96,3 +96,20 @@ def test_the_guard_reads_gmail_and_the_reply_stops_the_follow_up(home, monkeypat
         assert counts.emails_sent == 0 and counts.exited == 1
         assert len(gmail.sent_raw()) == 1
         assert accounts.inbox(db, ADDRESS)["status"] == "active"
+
+
+def test_when_the_mailbox_cannot_be_read_follow_ups_wait_and_first_touches_go(home, monkeypatch):
+    with GmailServer(address=ADDRESS) as gmail:
+        use_gmail(monkeypatch, gmail)
+        db = add_gmail_inbox(home, gmail)
+        start(db)
+        tick(db, at(T0))
+        later = at(T0) + timedelta(days=2, minutes=1)
+        enroll_all(db, "outreach", ["new@buyer.test"], later)
+        gmail.fail_next(503, path=r"/history$")
+        counts = tick(db, later)
+        assert counts.emails_sent == 1                             # the first touch only
+        rows = {r[0]: r[1] for r in db.execute("SELECT to_email, status FROM outbox "
+                                               "WHERE is_follow_up = 1")}
+        assert rows == {"ann@acme.test": "queued"}
+        assert tick(db, later + timedelta(minutes=1)).emails_sent == 1   # read, then sent

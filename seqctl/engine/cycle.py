@@ -69,19 +69,21 @@ def reply_guard(*, synced_at: datetime | None, every_send: bool = True) -> dispa
     sync), so a reply already in the mailbox stops the follow-up whatever `sync_schedule`
     says. Skipped for an inbox that the sync phase of this tick (at `synced_at`) has just
     read. Without `every_send` (benchmarks) only a new inbox is read, to fix where its sync
-    starts before any reply to it can exist. Sync and the classifier load here, on the
+    starts before any reply to it can exist. Returns False when the mailbox could not be read
+    (dispatch then holds that inbox's follow-ups). Sync and the classifier load here, on the
     minutes that send or sync, not on every idle tick."""
 
     def guard(db: Database, inbox: dict[str, Any], provider: Provider, now: datetime,
-              counts: TickCounts) -> None:
+              counts: TickCounts) -> bool:
         just_read = synced_at is not None and inbox["last_sync_at"] == iso(synced_at)
         if inbox["sync_cursor"] is not None and (just_read or not every_send):
-            return
+            return True
         from seqctl.engine import sync
 
         before = _last_event(db)
         counts.synced += sync.sync_inbox(db, inbox, provider, now)
         counts.exited += _exits_since(db, before)
+        return inbox["last_sync_at"] == iso(now)     # False: the mailbox could not be read
 
     return guard
 

@@ -139,7 +139,9 @@ def run_dispatch(
     """Send the due queued emails within the caps. `before_sending(db, inbox, provider, now,
     counts)` runs once for each inbox that is about to send, before its first send of the
     tick: the tick passes its reply guard (an incremental sync of that inbox, which also fixes
-    where a new inbox's sync starts). An inbox with nothing to send is never opened."""
+    where a new inbox's sync starts); when it returns False (the mailbox could not be read),
+    that inbox's follow-ups wait for a later tick. An inbox with nothing to send is never
+    opened."""
     if not dry_run:
         accounts.lift_expired_throttles(db, now)
     inboxes = {row["id"]: row for row in accounts.list_inboxes(db)}
@@ -308,8 +310,15 @@ def _send_batch(
     except (ProviderError, SeqctlError) as exc:
         _log(f"inbox {inbox['address']}: cannot open: {exc}")
         return
-    if before_sending is not None:
-        before_sending(db, inbox, provider, clock.now(), counts)
+    if before_sending is not None and before_sending(db, inbox, provider, clock.now(),
+                                                     counts) is False:
+        held = _follow_ups(db, ids)
+        if held:
+            # its new mail could not be read: a reply may be waiting, so no follow-up goes
+            ids = [i for i in ids if i not in held]
+            counts.deferred += len(held)
+            _log(f"inbox {inbox['address']}: its new mail could not be read; {len(held)} "
+                 "follow-ups wait for a tick that can read it")
     plans = plan.Plans(db)
     for index, outbox_id in enumerate(ids):
         if index and (inbox["next_send_at"] or "") > (iso(clock.now()) or ""):
@@ -325,6 +334,12 @@ def _send_batch(
             return
         if outcome == "sent":
             accounts.pace_after_send(db, inbox, clock.now(), spacing_gap(inbox))
+
+
+def _follow_ups(db: Database, ids: list[int]) -> set[int]:
+    marks = ",".join("?" * len(ids))
+    return {r[0] for r in db.execute(
+        f"SELECT id FROM outbox WHERE id IN ({marks}) AND is_follow_up = 1", ids)}
 
 
 def _defer_rest(db: Database, deferred_id: int, rest: list[int], counts: TickCounts) -> None:
