@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,12 +25,25 @@ def write_private(path: Path, data: bytes | str, mode: int = 0o600) -> None:
         handle.write(data)
 
 
+def refuse_special(path: Path) -> None:
+    """Refuse a `path` that exists and is not a regular file: the atomic write renames over
+    it, which would replace a link, a device such as /dev/null, or a pipe with a plain file."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise SeqctlError(f"{path} is not a regular file (a link, device or pipe): name an "
+                          "ordinary file to write")
+
+
 @contextmanager
 def _private_replacement(path: Path, open_mode: str, *, file_mode: int = 0o600,
                          **options: Any) -> Iterator[IO[Any]]:
     """A handle on a temp file (`file_mode`, 0600 by default) beside `path` that replaces
     `path` when the block ends without an error; on an error the temp file is removed and
-    `path` is untouched."""
+    `path` is untouched. A `path` that is a link, device or pipe is refused."""
+    refuse_special(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, file_mode)

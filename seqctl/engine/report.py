@@ -3,7 +3,6 @@ intent, sends and replies per day, tasks) and write one self-contained HTML file
 
 from __future__ import annotations
 
-import stat
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,7 @@ from sqlite_utils import Database
 from seqctl.clock import from_iso
 from seqctl.engine import analytics, pages
 from seqctl.errors import SeqctlError
-from seqctl.files import write_private
+from seqctl.files import refuse_special, write_private
 
 UNKNOWN_INTENT = "unknown"      # a reply with no intent (the word `stats` uses)
 
@@ -119,15 +118,7 @@ def write_report(db: Database, names: list[str], path: Path, now: datetime) -> d
         raise SeqctlError(f"{path} is a folder: name the HTML file to write, e.g. -o report.html")
     if not path.parent.is_dir():
         raise SeqctlError(f"the folder {path.parent} does not exist")
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        mode = None
-    if mode is not None and not stat.S_ISREG(mode):
-        # the atomic write renames over the path: it would replace a link, a device such
-        # as /dev/null or a pipe with a plain file
-        raise SeqctlError(f"{path} is not a regular file (a link, device or pipe): name an "
-                          "ordinary file to write, e.g. -o report.html")
+    refuse_special(path)                  # before any work: nothing to throw away
     data = build(db, names, now)
     text = pages.report_page(data)
     try:
