@@ -96,3 +96,16 @@ def test_spec_commands_exist():
 def test_readme_opens_with_make_demo_and_make_test():
     head = "\n".join((ROOT / "README.md").read_text().splitlines()[:10])
     assert "make demo" in head and "make test" in head
+
+
+def test_every_image_and_file_the_readme_links_to_is_in_the_repository():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(((?:docs|examples|benchmarks)/[^)#\s]+)\)", readme)
+    assert "docs/report-desktop.png" in targets          # the report's screenshot is shown
+    missing = [t for t in targets if not (ROOT / t).is_file()]
+    assert missing == []
+    for png in (t for t in targets if t.endswith(".png")):
+        data = (ROOT / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, png
