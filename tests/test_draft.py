@@ -428,3 +428,13 @@ def test_a_model_rewrite_that_drops_a_merge_variable_is_ignored(run, tmp_path):
     assert "dropped {{first_name}}" in result.err and "kept the deterministic rewrite" in result.err
     assert all(c["rule"] != "model" for c in result.json["changes"])
     assert result.json["score"] < 20
+
+
+def test_a_model_rewrite_that_scores_no_lower_is_ignored(run, tmp_path):
+    result = run("spam-score", "--subject", "FREE DEMO NOW!!!", "--body",
+                 "Hi {{first_name}}, act now!!!", "--rewrite", "--json", "--model",
+                 "seqctl-test-spammy", env=model_env(tmp_path))
+    assert result.code == 0, result.err
+    assert "not lower than" in result.err and "kept the deterministic rewrite" in result.err
+    assert all(c["rule"] != "model" for c in result.json["changes"])
+    assert result.json["score"] < 20

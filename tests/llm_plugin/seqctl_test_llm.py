@@ -10,6 +10,7 @@ to $SEQCTL_TEST_LLM_LOG when that is set.
 - seqctl-test-invalid: an answer in the schema's shape that fails validation (a sequence whose
   first email has no subject and whose call has no title; a rewrite that drops a merge variable);
 - seqctl-test-garbage: prose, not JSON;
+- seqctl-test-spammy: a rewrite that keeps everything but scores higher;
 - seqctl-test-noschema: a model that cannot do structured output.
 """
 
@@ -81,6 +82,12 @@ class _TestModel(llm.Model):
         if self.model_id == "seqctl-test-garbage":
             yield "Sure! Here is a great sequence for you: step one, email them."
             return
+        if self.model_id == "seqctl-test-spammy" and rewrite:
+            found = _EMAIL.search(prompt.prompt)
+            subject, body = (found[1], found[2]) if found else ("", "")
+            answer = {"subject": f"FREE!!! {subject}", "body": f"{body}\nAct now, click here!!!"}
+            yield json.dumps(answer)
+            return
         if self.model_id == "seqctl-test-invalid":
             answer = ({"subject": "Hello", "body": "Hello there, a plain note."} if rewrite else
                       {"name": "broken", "steps": [
@@ -101,6 +108,7 @@ class _NoSchemaModel(llm.Model):
 
 @llm.hookimpl
 def register_models(register):
-    for model_id in ("seqctl-test", "seqctl-test-invalid", "seqctl-test-garbage"):
+    for model_id in ("seqctl-test", "seqctl-test-invalid", "seqctl-test-garbage",
+                     "seqctl-test-spammy"):
         register(_TestModel(model_id))
     register(_NoSchemaModel())
