@@ -310,6 +310,25 @@ def _send_batch(
     except (ProviderError, SeqctlError) as exc:
         _log(f"inbox {inbox['address']}: cannot open: {exc}")
         return
+    try:
+        _send_batch_on(db, inbox, provider, ids, counts, before_sending, key)
+    finally:
+        # a provider that keeps its connections for the batch (SMTP + IMAP) closes them now
+        close = getattr(provider, "close", None)
+        if close is not None:
+            close()
+
+
+def _send_batch_on(
+    db: Database,
+    inbox: dict[str, Any],
+    provider: Provider,
+    ids: list[int],
+    counts: TickCounts,
+    before_sending: SendingHook | None,
+    key: bytes,
+) -> None:
+    """Send an inbox's batch, in order, on one open provider."""
     if before_sending is not None and before_sending(db, inbox, provider, clock.now(),
                                                      counts) is False:
         held = _follow_ups(db, ids)

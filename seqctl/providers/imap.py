@@ -7,6 +7,7 @@ from __future__ import annotations
 import imaplib
 import re
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from seqctl.providers.mail_account import log as _log
 PENDING_KEYWORD = "$SeqctlSending"
 RESYNC_LIMIT = 200          # messages fetched when UIDVALIDITY changed
 FETCH_BATCH = 200           # messages fetched per call; the rest come next time
+IDLE_PROBE = 5.0            # a kept session idle this long gets a NOOP before it is reused
 SENT_NAMES = ("sent", "sent items", "sent messages", "sent mail", "inbox.sent", "[gmail]/sent mail")
 
 
@@ -71,12 +73,66 @@ def _fetch_items(data: list[Any]) -> Iterator[tuple[bytes, bytes]]:
 
 
 
+def _alive(imap: imaplib.IMAP4) -> bool:
+    try:
+        return imap.noop()[0] == "OK"
+    except Exception:
+        return False
+
+
 class ImapMailbox(MailAccount):
-    """The IMAP operations of an SMTP + IMAP inbox."""
+    """The IMAP operations of an SMTP + IMAP inbox.
+
+    The sent copies of one dispatch batch share one IMAP session (`keep=True`): it stays
+    logged in, with the Sent folder looked up and selected once, until `close()` or an error
+    (the next send then logs in again). Sync and `find_sent` use a session of their own.
+    """
+
+    _session: imaplib.IMAP4 | None = None
+    _session_used_at = 0.0
+    _selected: str | None = None          # the folder selected in the kept session
+    _sent_folder_name: str | None = None  # found once per provider
 
     @contextmanager
-    def _imap(self) -> Iterator[imaplib.IMAP4]:
-        """A logged-in IMAP connection. Raises TransientError / AuthRevokedError / ProviderError."""
+    def _imap(self, *, keep: bool = False) -> Iterator[imaplib.IMAP4]:
+        """A logged-in IMAP connection. Raises TransientError / AuthRevokedError / ProviderError.
+        With `keep`, the provider's open session is used (and kept open afterwards) when it
+        has one, and a new one is kept for the next call."""
+        imap = None
+        if keep and self._session is not None:
+            imap, self._session = self._session, None
+            idle = time.monotonic() - self._session_used_at > IDLE_PROBE
+            if idle and not _alive(imap):           # the server may have closed it meanwhile
+                with suppress(Exception):
+                    imap.logout()
+                imap = None
+        if imap is None:
+            if keep:
+                self._selected = None
+            imap = self._imap_connect()
+        kept = False
+        try:
+            with self._imap_errors():
+                yield imap
+            kept = keep
+        finally:
+            if kept:
+                self._session, self._session_used_at = imap, time.monotonic()
+            else:
+                if keep:
+                    self._selected = None
+                with suppress(Exception):
+                    imap.logout()
+
+    def close(self) -> None:
+        """Log out of the kept IMAP session (the end of a dispatch batch)."""
+        imap, self._session, self._selected = self._session, None, None
+        if imap is not None:
+            with suppress(Exception):
+                imap.logout()
+
+    def _imap_connect(self) -> imaplib.IMAP4:
+        """Connect, STARTTLS when configured, and log in."""
         if not self.imap_host:
             raise ProviderError(f"inbox {self.inbox.address} has no IMAP server configured")
         password = None
@@ -104,25 +160,36 @@ class ImapMailbox(MailAccount):
                 f"cannot reach {self.imap_host}:{self.imap_port}: {self._scrub(error)}"
             ) from error
         try:
-            if self.imap_security == "starttls":
-                imap.starttls(ssl_context=self._ssl_context())
-            try:
-                if self.auth == "xoauth2":
-                    token = self._xoauth2().encode()
-                    imap.authenticate("XOAUTH2", lambda _challenge: token)
-                else:
-                    assert password is not None
-                    imap.login(self.username, password)
-            except imaplib.IMAP4.error as error:
-                if isinstance(error, imaplib.IMAP4.abort):
-                    raise
-                raise AuthRevokedError(
-                    f"{self.imap_host} rejected the IMAP login for {self.username} "
-                    f"({self._scrub(error)}): check {self._credential_name()}"
-                ) from None
-            except UnicodeEncodeError:
-                raise self._non_ascii_error("IMAP") from None
-            yield imap
+            with self._imap_errors():
+                if self.imap_security == "starttls":
+                    imap.starttls(ssl_context=self._ssl_context())
+                try:
+                    if self.auth == "xoauth2":
+                        token = self._xoauth2().encode()
+                        imap.authenticate("XOAUTH2", lambda _challenge: token)
+                    else:
+                        assert password is not None
+                        imap.login(self.username, password)
+                except imaplib.IMAP4.error as error:
+                    if isinstance(error, imaplib.IMAP4.abort):
+                        raise
+                    raise AuthRevokedError(
+                        f"{self.imap_host} rejected the IMAP login for {self.username} "
+                        f"({self._scrub(error)}): check {self._credential_name()}"
+                    ) from None
+                except UnicodeEncodeError:
+                    raise self._non_ascii_error("IMAP") from None
+        except BaseException:
+            with suppress(Exception):
+                imap.logout()
+            raise
+        return imap
+
+    @contextmanager
+    def _imap_errors(self) -> Iterator[None]:
+        """IMAP and network failures as provider errors (their text scrubbed of secrets)."""
+        try:
+            yield
         except imaplib.IMAP4.abort as error:
             raise TransientError(
                 f"IMAP connection to {self.imap_host} lost: {self._scrub(error)}"
@@ -141,9 +208,6 @@ class ImapMailbox(MailAccount):
             ) from None
         except UnicodeEncodeError:
             raise self._non_ascii_error("IMAP") from None
-        finally:
-            with suppress(Exception):
-                imap.logout()
 
     @staticmethod
     def _check(result: tuple[str, list[Any]], what: str) -> list[Any]:
@@ -192,9 +256,10 @@ class ImapMailbox(MailAccount):
             return None
         reason = "nothing was sent, so that a crash cannot make it look unsent and go out twice"
         try:
-            with self._imap() as imap:
-                folder = self._sent_folder(imap, create=True)
+            with self._imap(keep=True) as imap:
+                folder = self._sent_folder_name or self._sent_folder(imap, create=True)
                 assert folder is not None
+                self._sent_folder_name = folder
                 status, data = imap.append(
                     _imap_quote(folder), f"(\\Seen {PENDING_KEYWORD})",
                     imaplib.Time2Internaldate(clock.now()), raw,
@@ -228,8 +293,11 @@ class ImapMailbox(MailAccount):
         """Clear the pending flag (sent) or delete the copy (refused). A failure leaves the
         copy flagged, which only makes a later reconcile answer "cannot tell"."""
         try:
-            with self._imap() as imap:
-                self._check(imap.select(_imap_quote(copy.folder)), "SELECT")
+            with self._imap(keep=True) as imap:
+                if self._selected != copy.folder:
+                    self._selected = None
+                    self._check(imap.select(_imap_quote(copy.folder)), "SELECT")
+                    self._selected = copy.folder
                 if copy.uid is not None:
                     uids = [str(copy.uid)]
                 else:

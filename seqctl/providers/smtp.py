@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import time
 from collections.abc import Iterable
 from contextlib import suppress
 
@@ -40,7 +41,7 @@ from seqctl.providers.base import (
     TransientError,
     UndecidableError,
 )
-from seqctl.providers.imap import ImapMailbox
+from seqctl.providers.imap import IDLE_PROBE, ImapMailbox
 from seqctl.providers.mail_account import log as _log
 from seqctl.providers.mime import envelope_recipients, strip_bcc
 from seqctl.providers.smtp_replies import rcpt_verdict, smtp_refusal
@@ -59,6 +60,43 @@ class SmtpProvider(ImapMailbox):
     kind = "smtp"
     # The pending copy is in the IMAP Sent folder before the SMTP transaction starts.
     sent_lookup_lag: float = 0.0
+    # One SMTP connection serves a dispatch batch: opened by the first send, reused by the
+    # next ones, closed by `close()` or by any error (the next send then connects again).
+    _smtp: smtplib.SMTP | None = None
+    _smtp_used_at = 0.0
+
+    def _smtp_session(self) -> smtplib.SMTP:
+        """The batch's connection, opened (and logged in) on first use. One left idle for a
+        while gets a NOOP first, since the server may have closed it."""
+        client = self._smtp
+        if client is not None and time.monotonic() - self._smtp_used_at > IDLE_PROBE:
+            try:
+                alive = client.noop()[0] == 250
+            except (smtplib.SMTPException, OSError):
+                alive = False
+            if not alive:
+                self._drop_smtp()
+                client = None
+        if client is None:
+            client = self._smtp = self._smtp_connect()
+        self._smtp_used_at = time.monotonic()
+        return client
+
+    def _drop_smtp(self) -> None:
+        client, self._smtp = self._smtp, None
+        if client is not None:
+            with suppress(Exception):
+                client.close()
+
+    def close(self) -> None:
+        """QUIT the batch's SMTP connection and log out of its IMAP session."""
+        client, self._smtp = self._smtp, None
+        if client is not None:
+            with suppress(Exception):
+                client.quit()
+            with suppress(Exception):
+                client.close()
+        super().close()
 
     def _smtp_connect(self) -> smtplib.SMTP:
         if self.security == "ssl":
@@ -133,7 +171,7 @@ class SmtpProvider(ImapMailbox):
         while the others got the message."""
         data_started = False
         try:
-            client = self._smtp_connect()
+            client = self._smtp_session()
             try:
                 options = []
                 if max(wire, default=0) > 127 and client.has_extn("8bitmime"):
@@ -167,11 +205,9 @@ class SmtpProvider(ImapMailbox):
                 for recipient, error in refused.items():
                     _log(f"{recipient} was refused ({error}); the other recipients got the message")
                 return tuple(refused)
-            finally:
-                with suppress(Exception):
-                    client.quit()
-                with suppress(Exception):
-                    client.close()
+            except BaseException:
+                self._drop_smtp()       # whatever went wrong, the next send connects afresh
+                raise
         except smtplib.SMTPAuthenticationError as error:
             text = self._scrub(_smtp_error_text(error.smtp_code, error.smtp_error))
             if 400 <= error.smtp_code < 500:
