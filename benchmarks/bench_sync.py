@@ -169,7 +169,7 @@ def main() -> None:
 
 
 def imap_run(db, backlog: list[bytes], now):
-    from imap_server import DovecotServer, find_dovecot
+    from servers.imap_server import DovecotServer, find_dovecot
 
     from seqctl.engine import accounts, sync
 

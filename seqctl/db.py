@@ -355,6 +355,14 @@ def m_sending_throttle_and_spacing(db: Database) -> None:
     )
 
 
+@migrations()
+def m_throughput_outbox_by_enrollment(db: Database) -> None:
+    """An outcome is attributed to the enrollment's last sent email (`events.record`): an
+    index on (enrollment_id, status, sent_at) answers that directly. Without it the planner
+    walks the (status, sent_at) index through every email ever sent."""
+    db.execute("CREATE INDEX outbox_enrollment_sent ON outbox(enrollment_id, status, sent_at)")
+
+
 def connect(path: Path | None = None) -> Database:
     """Open (creating if missing) the database, apply pending migrations, and return it."""
     chosen = path is None and config.db_path_is_chosen()

@@ -455,3 +455,22 @@ def test_classify_never_raises_on_mangled_mime(raw):
 def test_parse_return_date_never_raises(text, received_at):
     result = parse_return_date(text, received_at)
     assert result is None or isinstance(result, date)
+
+
+def test_only_a_persons_out_of_office_is_read_for_a_return_date():
+    text = "I am out of the office until March 16."
+    personal = classify(message(text, Subject="Automatic reply: Quick question",
+                                Auto_Submitted="auto-replied"), CTX)
+    newsletter = classify(message(text, Subject="This week: the March 16 launch",
+                                  Precedence="bulk"), CTX)
+    assert personal.kind == "auto_reply"
+    assert personal.return_date == date(2026, 3, 16)
+    assert newsletter.return_date is None
+
+
+def test_folding_strips_accents_and_keeps_plain_ascii_as_it_is():
+    from seqctl.engine.classify.mime import _fold
+
+    assert _fold("Réponse AUTOMATIQUE: Abwesenheit bis 16. März, Straße") == (
+        "reponse automatique: abwesenheit bis 16. marz, strasse")
+    assert _fold("Out Of Office") == "out of office"

@@ -106,3 +106,20 @@ def test_stats_count_sent_emails_from_an_index_alone(home):
                         for line in plan(db, sent[0])), [plan(db, s) for s in sent]
     stats = analytics.sequence_stats(db, "plans")
     assert stats["totals"]["sent"] == 60
+
+
+def test_a_reply_is_attributed_through_the_enrollments_own_emails(home):
+    db, now = busy_history(home)
+    raw = db.execute("SELECT raw, to_email, message_id FROM outbox WHERE status = 'sent' "
+                     "ORDER BY id LIMIT 1").fetchone()
+    maildir = home / "mail" / "inbox" / "new"
+    maildir.joinpath("1.reply.host").write_bytes(
+        (f"From: {raw[1]}\r\nTo: rep@acme.test\r\nSubject: Re: Hi\r\n"
+         f"Message-ID: <reply@example.com>\r\nIn-Reply-To: {raw[2]}\r\n\r\nYes, let's talk.\r\n"
+         ).encode())
+    seen = statements(db, lambda: tick(db, now, phase="sync"))
+    assert full_scans(db, seen) == []
+    by_enrollment = [s for s in seen if "FROM outbox WHERE enrollment_id =" in s]
+    assert by_enrollment, "no outcome was attributed"
+    for sql in by_enrollment:
+        assert any("outbox_enrollment_sent" in line for line in plan(db, sql)), plan(db, sql)

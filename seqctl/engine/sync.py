@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -19,7 +20,6 @@ from seqctl import settings
 from seqctl.clock import from_iso, iso
 from seqctl.db import transaction
 from seqctl.engine import accounts, bookings, outcomes
-from seqctl.engine.classify import ClassifyContext, Verdict, classify
 from seqctl.engine.inbox_health import check_bounce_rate
 from seqctl.errors import SeqctlError
 from seqctl.providers.base import AuthRevokedError, InboundMessage, ProviderError, TransientError
@@ -28,12 +28,17 @@ from seqctl.providers.registry import ProviderFactory, default_factory
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
+    from seqctl.engine.classify import ClassifyContext, Verdict
+
 # Notices for the person running seqctl; the CLI shows them on stderr (SPEC: the engine
 # never prints).
 log = logging.getLogger("seqctl")
 
 
 def _context(db: Database, received_at: datetime) -> ClassifyContext:
+    # the classifier (and flufl.bounce, calendars...) loads when there is mail to classify
+    from seqctl.engine.classify import ClassifyContext
+
     # a removed inbox's address is still the rep's: mail from it is never a reply
     ours = {r[0].lower() for r in db.execute("SELECT address FROM inboxes")}
     ours |= {r[0].lower() for r in db.execute("SELECT email FROM users")}
@@ -50,16 +55,18 @@ def _context(db: Database, received_at: datetime) -> ClassifyContext:
 
 
 def run_sync(
-    db: Database, now: datetime, *, only: str | None = None, factory: ProviderFactory | None = None
+    db: Database, now: datetime, *, only: str | None = None, factory: ProviderFactory | None = None,
+    budget: float | None = None,
 ) -> int:
-    """Sync every inbox (or only `only`); returns the number of new messages processed."""
+    """Sync every inbox (or only `only`); returns the number of new messages processed. Each
+    inbox's backlog is read to the end, or for about `budget` seconds (the tick's sync
+    phase), after which what is still waiting is logged and the next sync reads on."""
     factory = factory or default_factory
     if only:
         inbox = accounts.inbox(db, only)
         inboxes = [inbox]
     else:
         inboxes = accounts.list_inboxes(db)
-    context = _context(db, now)
     total = 0
     for inbox in inboxes:
         if inbox["status"] == "needs_reauth":
@@ -72,36 +79,51 @@ def run_sync(
         except (ProviderError, SeqctlError) as exc:
             _log(f"inbox {inbox['address']}: sync failed: {exc}")
             continue
-        total += sync_inbox(db, inbox, provider, now, context)
+        total += sync_inbox(db, inbox, provider, now, budget=budget)
     return total
 
 
 def sync_inbox(db: Database, inbox: dict[str, Any], provider: Any, now: datetime,
-               context: ClassifyContext | None = None) -> int:
+               context: ClassifyContext | None = None, *, budget: float | None = None) -> int:
     """Fetch and apply one inbox's new messages and store its cursor; returns how many were
-    new. The dispatcher calls it before an inbox's first send, so the starting point of its
-    sync is set before any reply to our mail can exist."""
-    context = context or _context(db, now)
-    try:
-        result = provider.fetch_new(inbox["sync_cursor"])
-    except TransientError as exc:
-        _log(f"inbox {inbox['address']}: sync will retry: {exc}")
-        return 0
-    except AuthRevokedError as exc:
-        _mark_needs_reauth(db, inbox, exc)
-        return 0
-    except (ProviderError, SeqctlError) as exc:
-        _log(f"inbox {inbox['address']}: sync failed: {exc}")
-        return 0
+    new. A backlog is read batch after batch (the cursor stored after each) until none is
+    waiting, or until `budget` seconds have gone by. The dispatcher calls it before an
+    inbox's first send, so the starting point of its sync is set before any reply to our
+    mail can exist."""
+    started = time.monotonic()
     since = _noticed_since(db, inbox)
     total = 0
-    for message in result.messages:
-        total += process(db, inbox, message, context, now, since=since)
-    db.execute(
-        "UPDATE inboxes SET sync_cursor = ?, last_sync_at = ? WHERE id = ?",
-        [result.cursor, iso(now), inbox["id"]],
-    )
-    inbox["sync_cursor"], inbox["last_sync_at"] = result.cursor, iso(now)
+    while True:
+        try:
+            result = provider.fetch_new(inbox["sync_cursor"])
+        except TransientError as exc:
+            _log(f"inbox {inbox['address']}: sync will retry: {exc}")
+            return total
+        except AuthRevokedError as exc:
+            _mark_needs_reauth(db, inbox, exc)
+            return total
+        except (ProviderError, SeqctlError) as exc:
+            _log(f"inbox {inbox['address']}: sync failed: {exc}")
+            return total
+        if result.messages and context is None:
+            context = _context(db, now)     # (the classifier loads only when mail came)
+        # one transaction per batch: its messages, their outcomes and the cursor after them
+        # commit together (a crash re-reads the batch; `inbound` makes that harmless)
+        with transaction(db):
+            for message in result.messages:
+                assert context is not None
+                total += process(db, inbox, message, context, now, since=since)
+            db.execute(
+                "UPDATE inboxes SET sync_cursor = ?, last_sync_at = ? WHERE id = ?",
+                [result.cursor, iso(now), inbox["id"]],
+            )
+        inbox["sync_cursor"], inbox["last_sync_at"] = result.cursor, iso(now)
+        if not result.waiting or not result.messages:
+            break
+        if budget is not None and time.monotonic() - started >= budget:
+            _log(f"inbox {inbox['address']}: {result.waiting} more new messages are waiting; "
+                 "the next sync reads on")
+            break
     check_bounce_rate(db, inbox["id"], now)
     _check_calendar(db, inbox, now)
     return total
@@ -160,6 +182,8 @@ def process(
     if seen:
         return 0
     at = arrival_time(message.received_at, now, since)
+    from seqctl.engine.classify import classify
+
     verdict = classify(message.raw, replace(context, received_at=at))
     with transaction(db):
         contact_id, enrollment_id = apply_verdict(db, verdict, message, at, context=context)

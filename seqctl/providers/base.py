@@ -93,6 +93,8 @@ class InboundMessage:
 class FetchResult:
     messages: list[InboundMessage]
     cursor: str | None       # store it; pass it back next time
+    # new messages the provider holds beyond this batch (a backlog): call again with `cursor`
+    waiting: int = 0
 
 
 @dataclass

@@ -30,7 +30,7 @@ from seqctl.providers.mail_account import log as _log
 
 PENDING_KEYWORD = "$SeqctlSending"
 RESYNC_LIMIT = 200          # messages fetched when UIDVALIDITY changed
-FETCH_BATCH = 200           # messages fetched per call; the rest come next time
+FETCH_BATCH = 1000          # messages fetched per call; `waiting` says how many remain
 IDLE_PROBE = 5.0            # a kept session idle this long gets a NOOP before it is reused
 SENT_NAMES = ("sent", "sent items", "sent messages", "sent mail", "inbox.sent", "[gmail]/sent mail")
 
@@ -391,14 +391,17 @@ class ImapMailbox(MailAccount):
                 if uidnext and uidnext - 1 <= last_uid:
                     return FetchResult(messages=[], cursor=f"{uidvalidity}:{last_uid}")
                 uids = self._search_uids(imap, f"{last_uid + 1}:*")
-                uids = [uid for uid in uids if uid > last_uid][:FETCH_BATCH]
+                uids = [uid for uid in uids if uid > last_uid]
+                waiting = max(0, len(uids) - FETCH_BATCH)
+                uids = uids[:FETCH_BATCH]
             else:
-                last_uid = 0
+                last_uid, waiting = 0, 0
                 uids = self._search_uids(imap, "1:*")[-RESYNC_LIMIT:]
             messages = self._fetch(imap, uidvalidity, uids)
             if uids:
                 last_uid = max(last_uid, max(uids))
-            return FetchResult(messages=messages, cursor=f"{uidvalidity}:{last_uid}")
+            return FetchResult(messages=messages, cursor=f"{uidvalidity}:{last_uid}",
+                               waiting=waiting)
 
     def _selected_state(self, imap: imaplib.IMAP4) -> tuple[int, int]:
         validity = imap.response("UIDVALIDITY")[1]

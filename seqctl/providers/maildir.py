@@ -31,7 +31,7 @@ from seqctl.providers.base import (
 
 SUBDIRS = ("new", "cur", "tmp")
 CREATED_MARKER = ".seqctl-created"   # the inbox folder was made by seqctl: nothing in it is old
-FETCH_LIMIT = 500                    # messages returned per call; the rest come next time
+FETCH_LIMIT = 1000                   # messages returned per call; `waiting` counts the rest
 CURSOR_VERSION = 1
 
 _counter = 0
@@ -216,8 +216,10 @@ class MaildirProvider:
             candidates.append((mtime, key, path))
         candidates.sort()
         messages: list[InboundMessage] = []
-        for mtime, key, path in candidates:
+        waiting = 0
+        for index, (mtime, key, path) in enumerate(candidates):
             if len(messages) >= FETCH_LIMIT:
+                waiting = len(candidates) - index
                 break
             raw = self._read(key, path)
             if raw is None:
@@ -228,7 +230,7 @@ class MaildirProvider:
                 received_at=datetime.fromtimestamp(mtime, UTC) if mtime else None,
             ))
             seen.add(key)
-        return FetchResult(messages=messages, cursor=_encode_cursor(seen))
+        return FetchResult(messages=messages, cursor=_encode_cursor(seen), waiting=waiting)
 
     def _read(self, key: str, path: Path) -> bytes | None:
         """The file's bytes; if a mail client renamed it meanwhile, look for it again."""

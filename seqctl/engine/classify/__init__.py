@@ -122,10 +122,11 @@ def _classify(raw: bytes, ctx: ClassifyContext) -> Verdict:
     if auto_reason and (strong or not (booking and booking.kind == "meeting")):
         verdict.kind = "auto_reply"
         verdict.reason = auto_reason
-        received = ctx.received_at or _date_header(msg)
-        verdict.return_date = parse_return_date(
-            verdict.subject + "\n" + _own_text(_body_text(msg)), received
-        )
+        if strong:      # a person's out-of-office names a return date; a newsletter does not
+            received = ctx.received_at or _date_header(msg)
+            verdict.return_date = parse_return_date(
+                verdict.subject + "\n" + _own_text(_body_text(msg)), received
+            )
         return verdict
 
     unsubscribe_reason = _unsubscribe(msg, verdict.subject, ctx)

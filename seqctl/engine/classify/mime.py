@@ -207,5 +207,8 @@ def _own_text(text: str) -> str:
 
 def _fold(text: str) -> str:
     """Lower case without accents, for keyword matching in four languages."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    folded = text.casefold()
+    if folded.isascii():            # most mail: nothing to strip
+        return folded
+    decomposed = unicodedata.normalize("NFKD", folded)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).replace("ß", "ss")
