@@ -44,17 +44,20 @@ def test_one_sync_reads_a_maildir_backlog_to_the_end(home, monkeypatch):
 
 
 def test_out_of_time_the_sync_says_what_is_waiting_and_the_next_reads_on(home, monkeypatch,
-                                                                          capsys):
+                                                                          caplog):
     monkeypatch.setattr(maildir, "FETCH_LIMIT", 5)
     db, _ = setup_account(home)
     sync.run_sync(db, T0)
     drop(home, 12)
+    caplog.set_level("WARNING", logger="seqctl")
     assert sync.run_sync(db, T0, budget=0) == 5
-    assert "7 more new messages are waiting; the next sync reads on" in capsys.readouterr().err
+    assert "7 more new messages are waiting; the next sync reads on" in caplog.text
+    caplog.clear()
     assert sync.run_sync(db, T0, budget=0) == 5
-    assert "2 more new messages are waiting" in capsys.readouterr().err
+    assert "2 more new messages are waiting" in caplog.text
+    caplog.clear()
     assert sync.run_sync(db, T0, budget=0) == 2
-    assert "waiting" not in capsys.readouterr().err
+    assert "waiting" not in caplog.text
     assert stored(db) == 12
 
 
