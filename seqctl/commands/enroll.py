@@ -57,7 +57,8 @@ def enroll(
         wanted += imported.emails
     with output.progress("enrolling") as advance:
         summary = engine.enroll(database, sequence, wanted, clock.now(), inbox_address=inbox,
-                                reenroll=reenroll, progress=advance)
+                                reenroll=reenroll, progress=advance,
+                                normalised=csv is not None and not emails)
     if bad_rows:
         summary["invalid_rows"] = bad_rows
     if json_out:

@@ -70,8 +70,11 @@ def enroll(
     inbox_address: str | None = None,
     reenroll: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    normalised: bool = False,
 ) -> dict[str, Any]:
-    """Enroll each email (created as a bare contact when unknown). Returns the SPEC 16 summary."""
+    """Enroll each email (created as a bare contact when unknown). Returns the SPEC 16 summary.
+    `normalised`: the emails come from `import_contacts` (`ImportResult.emails`), which has
+    normalised them already, so each is not normalised a second time."""
     sequence, steps, forced_inbox = check_enrollable(db, sequence_name, inbox_address)
     cap = settings.get_int(db, "max_active_sequences_per_contact")
     first_step = steps.steps[0]
@@ -81,7 +84,7 @@ def enroll(
     seen: set[str] = set()
     for raw in emails:
         try:
-            email = accounts.normalise_email(raw)
+            email = raw if normalised else accounts.normalise_email(raw)
         except SeqctlError as exc:
             results.append({"email": raw, "status": "failed", "enrollment_id": None,
                             "message": str(exc), "missing_fields": []})

@@ -79,7 +79,12 @@ def run_sync(
         except (ProviderError, SeqctlError) as exc:
             _log(f"inbox {inbox['address']}: sync failed: {exc}")
             continue
-        total += sync_inbox(db, inbox, provider, now, budget=budget)
+        try:
+            total += sync_inbox(db, inbox, provider, now, budget=budget)
+        finally:
+            close = getattr(provider, "close", None)    # a kept IMAP session (smtp inboxes)
+            if close is not None:
+                close()
     return total
 
 

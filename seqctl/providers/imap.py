@@ -378,10 +378,12 @@ class ImapMailbox(MailAccount):
 
     def fetch_new(self, cursor: str | None) -> FetchResult:
         """New INBOX messages by UID. The cursor is "UIDVALIDITY:LAST_UID"; None starts from now.
-        A changed UIDVALIDITY resyncs the last RESYNC_LIMIT messages."""
+        A changed UIDVALIDITY resyncs the last RESYNC_LIMIT messages. It reads on the kept
+        session: a backlog's batches, and the reply guard before a batch of sends, share it."""
         if not self.imap_host:
             return FetchResult(messages=[], cursor=cursor)
-        with self._imap() as imap:
+        with self._imap(keep=True) as imap:
+            self._selected = None               # INBOX, read-only: not the Sent folder
             self._check(imap.select("INBOX", readonly=True), "SELECT")
             uidvalidity, uidnext = self._selected_state(imap)
             old_validity, last_uid = _parse_cursor(cursor)
