@@ -301,7 +301,8 @@ def m_throughput_stats_index(db: Database) -> None:
 def m_content_click_minutes(db: Database) -> None:
     """One row per email, link and minute clicked: recording a click is one insert (a repeat
     in the same minute is ignored) and reads only the clicks of the last seconds."""
-    db.executescript(
+    run_script(
+        db,
         """
         CREATE TABLE click_minutes (
             outbox_id INTEGER NOT NULL,

@@ -171,3 +171,20 @@ def test_a_broken_command_module_is_an_error_not_a_missing_command(home, tmp_pat
 def test_every_listed_command_loads(home):
     for name in cli.COMMANDS:
         assert cli.load_command(name) is not None, name
+
+
+def test_no_migration_commits_its_own_transaction():
+    """sqlite3's executescript() COMMITs first: a migration using it could be left half applied
+    and recorded as pending, so every migration runs its statements through db.run_script."""
+    import ast
+    import inspect
+
+    from seqctl import db as database
+
+    tree = ast.parse(inspect.getsource(database))
+    offenders = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+                 and any(isinstance(d, ast.Call) and getattr(d.func, "id", "") == "migrations"
+                         for d in node.decorator_list)
+                 and any(isinstance(n, ast.Attribute) and n.attr == "executescript"
+                         for n in ast.walk(node))]
+    assert offenders == []
