@@ -44,7 +44,14 @@ def queue(db, name: str, address: str, count: int, now) -> None:
     sequence_store.apply_spec(db, spec, now)
     emails = [f"{name}{i}@buyer{i % 50}.example" for i in range(count)]
     enroll.enroll(db, name, emails, now, inbox_address=address)
-    tick.run_engine(db, now, TickCounts())
+    tick.run_engine(db, now, TickCounts(), key=bench_key())
+
+
+def bench_key() -> bytes:
+    """The install secret of the benchmark's SEQCTL_HOME (workflows take it as a parameter)."""
+    from seqctl.files import install_secret
+
+    return install_secret(Path(os.environ["SEQCTL_HOME"]))
 
 
 def sent_bytes(db, address: str) -> list[bytes]:
@@ -87,7 +94,7 @@ def dispatch_time(db, now) -> tuple[float, int]:
 
     counts = TickCounts()
     started = time.perf_counter()
-    dispatch.run_dispatch(db, now, counts)
+    dispatch.run_dispatch(db, now, counts, key=bench_key())
     return time.perf_counter() - started, counts.emails_sent
 
 
