@@ -211,6 +211,16 @@ def styled(value: str) -> Any:
     return Text(value, style=STYLES.get(value, ""))
 
 
+def line_with_word(before: str, word: str, after: str = "") -> None:
+    """A line of stdout whose status or band `word` is coloured on a terminal (plain in pipes,
+    in the tick log and under NO_COLOR)."""
+    if _log_file is not None or not sys.stdout.isatty():
+        return line(f"{before}{word}{after}")
+    from rich.text import Text
+
+    _out().print(Text.assemble(before, styled(word), after))
+
+
 def is_tty() -> bool:
     return sys.stderr.isatty()
 

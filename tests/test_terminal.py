@@ -219,6 +219,18 @@ def test_statuses_are_coloured_on_a_terminal_only_and_no_color_is_honoured(run, 
     assert "\x1b[" not in piped and "active" in piped
 
 
+def test_spam_bands_are_coloured_on_a_terminal_only(home):
+    red = _tty_run(["spam-score", "--subject", "FREE!!! ACT NOW", "--body",
+                    "100% free, guaranteed, click here http://bit.ly/x http://bit.ly/y"], home)
+    assert "\x1b[1;31mred" in red or "\x1b[31;1mred" in red, red
+    green = _tty_run(["spam-score", "--subject", "Quick question", "--body",
+                      "Hi Sam, would a short call next week help?"], home)
+    assert "\x1b[32mgreen" in green, green
+    plain = _tty_run(["spam-score", "--subject", "Quick question", "--body", "Hi Sam"], home,
+                     {"NO_COLOR": "1"})
+    assert "green" in plain and "\x1b[3" not in plain
+
+
 FAKE_CRONTAB = """#!/bin/sh
 # a stand-in for crontab(1): the table lives in $FAKE_CRONTAB
 case "$1" in

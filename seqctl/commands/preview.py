@@ -124,7 +124,7 @@ def spam_score(
         document = report.to_json()
         output.emit_json(document)
         return
-    output.line(f"{report.score}/100 {report.band}")
+    output.line_with_word(f"{report.score}/100 ", report.band)
     for reason in report.reasons:
         output.line(f"  +{reason.points:<3} {reason.rule}: {reason.detail}")
         output.line(f"        fix: {reason.fix}")
