@@ -138,6 +138,24 @@ def test_replies_by_intent_days_and_tasks(campaign):
     assert data["tasks"]["by_kind"] == [{"kind": "call", "open": 5, "done": 1, "skipped": 0}]
 
 
+def test_the_page_shows_replies_by_intent_days_and_tasks_as_stats_counts_them(campaign, run,
+                                                                             tmp_path):
+    out = tmp_path / "report.html"
+    assert run("report", "alpha", "-o", out, now="2026-03-10T12:00:00Z").code == 0
+    text = out.read_text()
+    by_intent = run("stats", "alpha", "--json").json["totals"]["replies_by_intent"]
+    shown = {intent: int(count) for intent, count in re.findall(
+        r'data-intent="(\w+)"><td>[^<]*</td><td data-count="(\d+)"', text)}
+    assert shown == {name: n for name, n in by_intent.items() if n} == {"positive": 2,
+                                                                       "unknown": 1}
+    tasks = dict(re.findall(r'data-tasks="(\w+)"><span class="value">(\d+)</span>', text))
+    assert tasks == {"open": "5", "done": "1", "skipped": "0"}
+    row = text.split('data-kind="call">')[1].split("</tr>")[0]
+    assert re.findall(r"<td>([^<]*)</td>", row) == ["call", "5", "1", "0"]
+    days = text.split("Sends and replies per day")[1].split('<div class="card">')[0]
+    assert "<svg" in days and "03-02" in days and "America/Chicago" in days
+
+
 def test_every_sequence_by_default_and_the_page_is_self_contained(campaign, run, tmp_path):
     out = tmp_path / "all.html"
     assert run("report", "-o", out).code == 0
