@@ -119,10 +119,12 @@ def _record(db: Database, kind: str, contact_id: int, at: datetime, enrollment_i
 
 
 def _suppress_and_exit(db: Database, contact_id: int, reason: str, at: datetime,
-                       detail: dict[str, Any] | None) -> list[int]:
-    """Suppress the contact's address with `reason` and exit all its live enrollments."""
+                       detail: dict[str, Any] | None, *,
+                       suppress_reason: str | None = None) -> list[int]:
+    """Suppress the contact's address (with `suppress_reason`, default `reason`) and exit all
+    its live enrollments with `reason`."""
     email = db.execute("SELECT email FROM contacts WHERE id = ?", [contact_id]).fetchone()[0]
-    exits.suppress(db, email, reason, at)
+    exits.suppress(db, email, suppress_reason or reason, at)
     return exits.exit_contact(db, contact_id, reason, at, detail=detail)
 
 
@@ -175,9 +177,8 @@ def on_spam_complaint(
     with transaction(db):
         _record(db, "unsubscribe", contact_id, at, enrollment_id,
                 {**(detail or {}), "via": "spam_complaint"})
-        email = db.execute("SELECT email FROM contacts WHERE id = ?", [contact_id]).fetchone()[0]
-        exits.suppress(db, email, "spam_complaint", at)
-        return exits.exit_contact(db, contact_id, "unsubscribed", at, detail=detail)
+        return _suppress_and_exit(db, contact_id, "unsubscribed", at, detail,
+                                  suppress_reason="spam_complaint")
 
 
 def on_meeting(
