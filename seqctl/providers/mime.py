@@ -44,7 +44,7 @@ def strip_bcc(raw: bytes) -> tuple[bytes, list[str]]:
 
 def envelope_recipients(raw: bytes, bcc: Iterable[str] = ()) -> list[str]:
     """To + Cc from the headers, then Bcc; each address once (case-insensitive)."""
-    headers = BytesHeaderParser().parsebytes(raw)
+    headers = BytesHeaderParser().parsebytes(_header_block(raw)[0])    # the body is not read
     fields = [str(value) for name in ("To", "Cc") for value in headers.get_all(name, [])]
     addresses = [addr for _name, addr in getaddresses(fields) if addr]
     addresses += [addr for _name, addr in getaddresses(list(bcc)) if addr]

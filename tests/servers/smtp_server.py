@@ -4,7 +4,8 @@ It records every accepted message with its envelope, can require AUTH (PLAIN, LO
 offers STARTTLS (or implicit TLS) with a self-signed certificate, and plays scripted failures: queue a reply
 such as "451 4.3.0 Try later" for the next MAIL, RCPT or DATA, or for one address at RCPT. It
 counts the commands it saw (`handler.seen`: EHLO, AUTH, MAIL, RCPT, DATA), and `delay` slows every RCPT and DATA down (a
-slow server, for crash tests).
+slow server, for crash tests). `on_data(content)` runs at every DATA before the reply, while
+the client waits for it (what the world does while an email is on the wire).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import ssl
 import tempfile
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +64,7 @@ class RecordingHandler:
     delay: float = 0.0
     seen: Counter = field(default_factory=Counter)       # MAIL / RCPT / DATA / AUTH counts
     lock: threading.Lock = field(default_factory=threading.Lock)
+    on_data: Callable[[bytes], None] | None = None
 
     def _scripted(self, command: str, address: str | None = None) -> str | None:
         with self.lock:
@@ -104,6 +107,8 @@ class RecordingHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.on_data is not None:
+            self.on_data(envelope.original_content or b"")
         reply = self._scripted("DATA")
         if reply:
             return reply
