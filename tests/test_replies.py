@@ -332,3 +332,28 @@ def test_a_referral_to_a_suppressed_address_imports_nothing_and_makes_no_task(ho
     assert tasks(db) == []
     assert db.execute("SELECT COUNT(*) FROM contacts WHERE email = 'jane@acme-robotics.com'"
                       ).fetchone()[0] == 0
+
+
+def test_erasing_a_referred_person_scrubs_them_from_the_referrers_reply(home, run):
+    """`contacts delete` of someone a reply named: their address and name leave the
+    referrer's reply event, its stored inbound record and the task; the referrer's reply, its
+    intent and the counts stay."""
+    import sqlite3
+
+    db, maildir = setup(home, emails=("dana@acme-robotics.com",))
+    original = first_sent_to(maildir, "dana@acme-robotics.com")
+    drop(maildir, reply_to(original, "Dana <dana@acme-robotics.com>",
+                           "Please talk to Priya Shah <priya.shah@acme-robotics.com>, she runs "
+                           "RevOps.\n\nDana"))
+    tick(db, MONDAY + timedelta(minutes=5))
+    assert run("replies", "--json").json[0]["referral_email"] == "priya.shah@acme-robotics.com"
+    assert run("contacts", "delete", "priya.shah@acme-robotics.com").code == 0
+    dump = "\n".join(sqlite3.connect(home / "seqctl.db").iterdump())
+    assert "priya.shah@acme-robotics.com" not in dump.lower()
+    assert "Priya Shah" not in dump
+    row = run("replies", "--json").json[0]
+    assert (row["email"], row["intent"]) == ("dana@acme-robotics.com", "referral")
+    assert row["referral_email"] == "[erased]"
+    assert "dana@acme-robotics.com" in dump                  # the referrer's own data stays
+    totals = run("stats", "cold", "--json").json["totals"]
+    assert (totals["replies"], totals["replies_by_intent"]["referral"]) == (1, 1)

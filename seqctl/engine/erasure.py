@@ -4,6 +4,8 @@ hashed suppression so the address is never emailed again."""
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +16,8 @@ from seqctl.db import transaction
 from seqctl.errors import SeqctlError
 
 ERASED = "erased"
+# What stands in for an erased person's address or name inside someone else's record.
+REDACTED = "[erased]"
 
 
 def erased_entry(email: str) -> str:
@@ -72,6 +76,7 @@ def erase_contact(db: Database, email: str, now: datetime) -> dict[str, Any]:
                             [contact_id, *addresses])
         tasks = db.execute("SELECT COUNT(*) FROM tasks WHERE contact_id = ?",
                            [contact_id]).fetchone()[0]
+        _scrub_mentions(db, addresses, _names(db, contact_id), contact_id)
         _delete(db, "contacts", "id = ?", [contact_id])
         db.execute(f"DELETE FROM suppressions WHERE email IN ({marks})", addresses)
         db.conn.executemany(
@@ -79,6 +84,46 @@ def erase_contact(db: Database, email: str, now: datetime) -> dict[str, Any]:
             [(erased_entry(a), ERASED, iso(now)) for a in addresses])
     return {"email": primary, "addresses": len(addresses), "enrollments": len(enrollments),
             "tasks": tasks, "messages": messages}
+
+
+def _names(db: Database, contact_id: int) -> list[str]:
+    """The contact's full name, as a referral would have named them (empty when unknown)."""
+    first, last = db.execute("SELECT first_name, last_name FROM contacts WHERE id = ?",
+                             [contact_id]).fetchone()
+    full = " ".join(p for p in (first, last) if p)
+    return [full] if full else []
+
+
+def _scrub_mentions(db: Database, addresses: list[str], names: list[str],
+                    contact_id: int) -> None:
+    """The erased person named in other people's records (a referral in someone's reply, the
+    task to reach them, the reply's snippet): their address and name become `[erased]`; the
+    records themselves, which are the other person's, stay."""
+    pattern = re.compile("|".join(re.escape(t) for t in [*addresses, *names]), re.IGNORECASE)
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            return pattern.sub(REDACTED, value)
+        if isinstance(value, dict):
+            return {k: scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return value
+
+    mentions = " OR ".join(["instr(lower({column}), ?)"] * len(addresses))
+    for table, columns in (("events", ("detail_json",)), ("inbound", ("detail_json", "subject")),
+                           ("tasks", ("title", "notes"))):
+        where = " OR ".join(mentions.format(column=c) for c in columns)
+        params = [a for _ in columns for a in addresses]
+        others = "contact_id IS NOT ?"      # the contact's own rows are deleted or emptied
+        rows = db.execute(f"SELECT id, {', '.join(columns)} FROM {table} "
+                          f"WHERE {others} AND ({where})", [contact_id, *params]).fetchall()
+        for row_id, *values in rows:
+            cleaned = [json.dumps(scrub(json.loads(v or "{}")), ensure_ascii=False)
+                       if c == "detail_json" else (scrub(v) if v is not None else None)
+                       for c, v in zip(columns, values, strict=True)]
+            db.execute(f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in columns)} "
+                       "WHERE id = ?", [*cleaned, row_id])
 
 
 def suppress_erased(db: Database, emails: list[str], now: datetime) -> None:
