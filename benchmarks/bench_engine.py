@@ -95,14 +95,14 @@ def main() -> None:
 
     data = csv_bytes(args.contacts)
     t0 = time.perf_counter()
-    imported = contacts.import_contacts(db, data, filename="bench.csv")
+    imported = contacts.import_contacts(db, data, filename="bench.csv", keep_emails=True)
     t1 = time.perf_counter()
     tenth = args.contacts // 10
-    summary = enroll.enroll(db, "bench", imported.emails[:tenth], now)
+    summary = enroll.enroll(db, "bench", imported.emails[:tenth], now, normalised=True)
     t_tenth = time.perf_counter()
     idle_small = idle_tick(cycle, db, now + timedelta(minutes=5), key)
     t_gap = time.perf_counter()
-    summary2 = enroll.enroll(db, "bench", imported.emails[tenth:], now)
+    summary2 = enroll.enroll(db, "bench", imported.emails[tenth:], now, normalised=True)
     t2 = time.perf_counter() - (t_gap - t_tenth)        # enrolling time only
     assert summary["enrolled"] + summary2["enrolled"] == args.contacts
     results.append((f"CSV import of {args.contacts:,} contacts", f"{t1 - t0:.2f} s", ""))

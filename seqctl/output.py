@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
+from json.encoder import encode_basestring as _quote
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -42,6 +43,101 @@ def plural(count: int, noun: str, many: str | None = None) -> str:
 
 def emit_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+class _Spool:
+    """A temporary file, opened at the first write (most spools stay empty)."""
+
+    def __init__(self) -> None:
+        self._file: Any = None
+        self.count = 0
+
+    def _write(self, text: str) -> None:
+        if self._file is None:
+            import tempfile
+
+            self._file = tempfile.TemporaryFile("w+", encoding="utf-8")
+        self._file.write(text)
+
+    def _read(self) -> Any:
+        self._file.seek(0)
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class TextSpool(_Spool):
+    """Lines to print later (e.g. after a commit), kept in a temporary file, not in memory."""
+
+    def write(self, line: str) -> None:
+        self._write(line.replace("\n", " ") + "\n")
+        self.count += 1
+
+    def each(self, show: Callable[[str], None]) -> None:
+        if self.count:
+            for line in self._read():
+                show(line[:-1])
+
+
+class JsonList(_Spool):
+    """The items of one list in a JSON document, written to a temporary file as they come, so
+    that `emit_json_spooled` prints a document of a million items in exactly the bytes
+    `emit_json` would, without holding them in memory."""
+
+    def append(self, item: Any) -> None:
+        self._write((",\n    " if self.count else "\n    ")
+                    + _indented_json(item).replace("\n", "\n    "))
+        self.count += 1
+
+    def write_to(self, out: Any) -> None:
+        if not self.count:
+            out.write("[]")
+            return
+        import shutil
+
+        out.write("[")
+        shutil.copyfileobj(self._read(), out)
+        out.write("\n  ]")
+
+
+def _indented_json(item: Any) -> str:
+    """`json.dumps(item, indent=2, ensure_ascii=False)`; a flat dict of strings, numbers, None
+    and lists of strings (a per-contact result) without the pure-Python encoder `indent` uses."""
+    if type(item) is not dict:
+        return json.dumps(item, indent=2, ensure_ascii=False, default=str)
+    parts = []
+    for key, value in item.items():
+        kind = type(value)
+        if kind is str:
+            text = _quote(value)
+        elif kind is int or value is None:
+            text = "null" if value is None else str(value)
+        elif kind is list and all(type(v) is str for v in value):
+            text = ("[\n    " + ",\n    ".join(map(_quote, value)) + "\n  ]") if value else "[]"
+        else:
+            return json.dumps(item, indent=2, ensure_ascii=False, default=str)
+        parts.append(f"  {_quote(key)}: {text}")
+    return "{\n" + ",\n".join(parts) + "\n}" if parts else "{}"
+
+
+def emit_json_spooled(document: dict[str, Any]) -> None:
+    """`emit_json` of a dict whose values may be `JsonList`s, streamed from their files."""
+    out = sys.stdout
+    if not document:
+        out.write("{}\n")
+        return
+    out.write("{")
+    for index, (key, value) in enumerate(document.items()):
+        out.write(f"{',' if index else ''}\n  {_quote(key)}: ")
+        if isinstance(value, JsonList):
+            value.write_to(out)
+        else:
+            out.write(json.dumps(value, indent=2, ensure_ascii=False,
+                                 default=str).replace("\n", "\n  "))
+    out.write("\n}\n")
 
 
 def info(message: str) -> None:
@@ -226,9 +322,10 @@ def is_tty() -> bool:
 
 
 @contextmanager
-def progress(label: str) -> Iterator[Callable[[int, int], None] | None]:
+def progress(label: str) -> Iterator[Callable[..., None] | None]:
     """`with progress("enrolling") as advance:` gives `advance(done, total)` that draws a bar
-    on stderr when it is a terminal, and None otherwise (scripts and pipes stay clean)."""
+    on stderr when it is a terminal, and None otherwise (scripts and pipes stay clean).
+    `advance(done, total, "next stage")` relabels the bar (one live display at a time)."""
     if not is_tty():
         yield None
         return
@@ -237,8 +334,9 @@ def progress(label: str) -> Iterator[Callable[[int, int], None] | None]:
     with Progress(transient=True, console=_err()) as bar:
         task = bar.add_task(label, total=None)
 
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def advance(done: int, total: int, label: str | None = None) -> None:
+            bar.update(task, completed=done, total=total,
+                       **({"description": label} if label else {}))
 
         yield advance
 

@@ -99,11 +99,15 @@ def _run(folder: Path, sequence_file: Path, contacts_file: Path, days: int,
     output.line(f"  {imported.created} contacts created")
 
     _say("seqctl enroll cold-saas-intro --csv contacts.csv")
-    summary = enroll.enroll(db, result.name, imported.emails, start)
+    enrolled: list[str] = []
+    with open(contacts_file, "rb") as stream:
+        summary = enroll.enroll_stream(
+            db, result.name, start, csv=(stream, str(contacts_file)),
+            on_result=lambda row: enrolled.append(row["email"]) if not enrolled else None)
     output.line(f"  enrolled {summary['enrolled']}, skipped {summary['skipped_duplicates']}, "
                 f"failed {summary['failed']}")
 
-    replier = imported.emails[0]
+    replier = enrolled[0]
     replied = False
     replied_at = None
     _say(f"ticking every 30 simulated minutes for {days} days (cron would tick every minute)")

@@ -40,44 +40,85 @@ def enroll(
       seqctl enroll cold-saas-intro ava@acme.test ben@acme.test
       seqctl enroll cold-saas-intro --csv leads.csv --inbox riley@acme.test
     """
-    from seqctl.engine.contacts import import_contacts
-
     if not emails and csv is None:
         raise typer.BadParameter("give contact emails or --csv FILE", param_hint="EMAILS")
     database = db()
     engine.check_enrollable(database, sequence, inbox)     # before any CSV row is imported
-    wanted = list(emails or [])
-    bad_rows: list[dict] = []
-    if csv is not None:
-        with input_file(csv) as (stream, name), output.progress("importing") as advance:
-            imported = import_contacts(database, stream, filename=name, progress=advance)
-        bad_rows = imported.invalid
-        for bad in bad_rows:
-            output.warn(f"{name}:{bad['line']}: {bad['reason']} ({bad['email']})")
-        wanted += imported.emails
-    with output.progress("enrolling") as advance:
-        summary = engine.enroll(database, sequence, wanted, clock.now(), inbox_address=inbox,
-                                reenroll=reenroll, progress=advance,
-                                normalised=csv is not None and not emails)
-    if bad_rows:
-        summary["invalid_rows"] = bad_rows
-    if json_out:
-        output.emit_json(summary)
-    else:
-        for result in summary["results"]:
-            if result["status"] == "failed":
-                output.warn(f"{result['email']}: {result['message']}")
-        lacking = [r for r in summary["results"] if r.get("missing_fields")]
-        for result in lacking[:MISSING_SHOWN]:
-            for text in output.missing_field_lines(result["email"], result["missing_fields"]):
-                output.warn(text)
-        if len(lacking) > MISSING_SHOWN:
-            output.warn(f"... and {len(lacking) - MISSING_SHOWN} more contacts lack fields "
-                        "their emails use (see --json: results[].missing_fields)")
-        output.line(f"enrolled {summary['enrolled']}, skipped {summary['skipped_duplicates']} "
-                    f"duplicates, failed {summary['failed']}")
-    if summary["failed"] or bad_rows:
+    report = _Report(json_out)
+    try:
+        with output.progress("importing" if csv is not None else "enrolling") as advance:
+            enrolling = advance and (lambda done, total: advance(done, total, "enrolling"))
+            if csv is None:
+                counts = engine.enroll_stream(database, sequence, clock.now(), emails=emails,
+                                              inbox_address=inbox, reenroll=reenroll,
+                                              on_result=report.result, progress=enrolling)
+            else:
+                with input_file(csv) as (stream, name):
+                    report.filename = name
+                    counts = engine.enroll_stream(
+                        database, sequence, clock.now(), emails=emails or (),
+                        csv=(stream, name), inbox_address=inbox, reenroll=reenroll,
+                        on_result=report.result, on_invalid=report.invalid,
+                        import_progress=advance, progress=enrolling)
+        report.show(counts)
+    finally:
+        report.close()
+    if counts["failed"] or counts["invalid_rows"]:
         raise typer.Exit(1)
+
+
+class _Report:
+    """What `enroll` prints, gathered as the contacts stream: results and bad rows wait in
+    temporary files (printed once everything is committed), so memory stays flat; of the
+    missing-field warnings only the first MISSING_SHOWN are kept, the rest counted."""
+
+    def __init__(self, json_out: bool):
+        self.filename = ""
+        self.bad_lines = output.TextSpool()
+        self.bad_rows = output.JsonList()
+        self.results = output.JsonList() if json_out else None
+        self.failures = output.TextSpool()
+        self.lacking: list[tuple[str, list[str]]] = []
+        self.lacking_count = 0
+
+    def result(self, result: dict) -> None:
+        if self.results is not None:
+            self.results.append(result)
+            return
+        if result["status"] == "failed":
+            self.failures.write(f"{result['email']}: {result['message']}")
+        if result["missing_fields"]:
+            self.lacking_count += 1
+            if len(self.lacking) < MISSING_SHOWN:
+                self.lacking.append((result["email"], result["missing_fields"]))
+
+    def invalid(self, bad: dict) -> None:
+        self.bad_rows.append(bad)
+        self.bad_lines.write(f"{self.filename}:{bad['line']}: {bad['reason']} ({bad['email']})")
+
+    def show(self, counts: dict) -> None:
+        self.bad_lines.each(output.warn)
+        if self.results is not None:
+            document = {key: counts[key] for key in ("enrolled", "skipped_duplicates", "failed")}
+            document["results"] = self.results
+            if counts["invalid_rows"]:
+                document["invalid_rows"] = self.bad_rows
+            output.emit_json_spooled(document)
+            return
+        self.failures.each(output.warn)
+        for email, missing in self.lacking:
+            for text in output.missing_field_lines(email, missing):
+                output.warn(text)
+        if self.lacking_count > MISSING_SHOWN:
+            output.warn(f"... and {self.lacking_count - MISSING_SHOWN} more contacts lack fields "
+                        "their emails use (see --json: results[].missing_fields)")
+        output.line(f"enrolled {counts['enrolled']}, skipped {counts['skipped_duplicates']} "
+                    f"duplicates, failed {counts['failed']}")
+
+    def close(self) -> None:
+        for spool in (self.bad_lines, self.bad_rows, self.results, self.failures):
+            if spool is not None:
+                spool.close()
 
 
 def pause(sequence: SequenceArg, email: EmailArg) -> None:

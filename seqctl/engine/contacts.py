@@ -44,8 +44,18 @@ class ImportResult:
     created: int = 0
     updated: int = 0
     invalid: list[dict] = field(default_factory=list)  # {"line", "email", "reason"}
-    emails: list[str] = field(default_factory=list)  # good rows, normalised, file order
+    emails: list[str] = field(default_factory=list)  # with keep_emails: unique, file order
     warnings: list[str] = field(default_factory=list)
+
+
+def fresh_emails_table(db: Database, name: str) -> None:
+    """(Re)create the temporary table `name` (pos, email): unique normalised addresses in the
+    order they were first given, kept by SQLite (on disk) instead of in a Python list."""
+    db.execute(f"DROP TABLE IF EXISTS temp.{name}")
+    db.execute(f"CREATE TEMP TABLE {name} (pos INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE)")
+
+
+_IMPORTED = "seqctl_imported"
 
 
 # --- importing ----------------------------------------------------------------------------
@@ -112,22 +122,33 @@ def import_contacts(
     filename: str,
     now: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
+    on_invalid: Callable[[dict], None] | None = None,
+    keep_emails: bool = False,
+    emails_table: str | None = None,
 ) -> ImportResult:
     """Read a contacts CSV (bytes or a binary stream) and upsert its good rows.
 
     The file is streamed: rows are upserted in batches, all inside one transaction, so a
     database error (or a file that turns out unreadable) writes nothing. Later rows of the same
     email win with their non-empty values, exactly as the upsert of each row in file order.
-    Bad rows are reported in `invalid` (by line) and skipped. A contact whose lifecycle stage
-    changes exits the sequences that exit on stage change. `progress(done, total)` is called
-    after each batch, in bytes of the file.
+    Bad rows are reported in `invalid` (by line) and skipped, or given to `on_invalid` as they
+    come (in file order) and not kept. A contact whose lifecycle stage changes exits the
+    sequences that exit on stage change. `progress(done, total)` is called after each batch,
+    in bytes of the file.
+
+    The unique addresses of the good rows, in file order, go to a temporary table: with
+    `emails_table` it is that one, left for the caller (`enroll` reads it); `keep_emails`
+    also lists them in `emails`. Either way memory does not grow with the file.
     """
     opened = open_csv(source, filename=filename)
     now = now or clock.now()
     stamp = clock.iso(now)
     users = {email for (email,) in db.execute("SELECT email FROM users").fetchall()}
     invalid: list[dict] = []
-    emails: dict[str, None] = {}        # unique, in file order
+    report = on_invalid or invalid.append
+    table = emails_table or _IMPORTED
+    fresh_emails_table(db, table)
+    remember = f"INSERT OR IGNORE INTO temp.{table} (email) VALUES (?)"
     try:
         with transaction(db):
             before = db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
@@ -136,43 +157,53 @@ def import_contacts(
             batch: list[tuple] = []
             for row, bad in opened.rows():
                 if row is None:
-                    invalid.append(bad)
+                    report(bad)
                     continue
                 owner = row.get("owner_email")
                 if owner and owner not in users:
-                    invalid.append(_unknown_owner(row, owner))
+                    report(_unknown_owner(row, owner))
                     continue
-                email = row["email"]
-                emails[email] = None
-                if email in enrolled and row.get("lifecycle_stage"):
-                    stages[email] = row["lifecycle_stage"]
+                if enrolled and row["email"] in enrolled and row.get("lifecycle_stage"):
+                    stages[row["email"]] = row["lifecycle_stage"]
                 batch.append(_params(row, stamp))
                 if len(batch) >= _CHUNK:
-                    db.conn.executemany(_UPSERT, batch)
-                    batch.clear()
+                    _write(db, batch, remember)
                     if progress:
                         progress(opened.position(), opened.size)
-            if batch:
-                db.conn.executemany(_UPSERT, batch)
+            _write(db, batch, remember)
             if progress:
                 progress(opened.size, opened.size)
             after = db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
+            unique = db.execute(f"SELECT COUNT(*) FROM temp.{table}").fetchone()[0]
             for email, (contact_id, stage) in enrolled.items():
                 if stages.get(email, stage) != stage:
                     on_stage_change(db, contact_id, now)
+        emails = ([e for (e,) in db.execute(f"SELECT email FROM temp.{table} ORDER BY pos")]
+                  if keep_emails else [])
     except sqlite3.Error as exc:
         if environment_problem(exc, "") is not None:
             raise       # a full disk, a busy database...: the CLI says what to do
         raise SeqctlError(f"import of {filename} failed, nothing was written: {exc}") from None
+    finally:
+        if emails_table is None:
+            db.execute(f"DROP TABLE IF EXISTS temp.{table}")
     invalid.sort(key=lambda problem: problem["line"])
     created = after - before
     return ImportResult(
         created=created,
-        updated=len(emails) - created,
+        updated=unique - created,
         invalid=invalid,
-        emails=list(emails),
+        emails=emails,
         warnings=opened.warnings,
     )
+
+
+def _write(db: Database, batch: list[tuple], remember: str) -> None:
+    """Upsert a batch of rows and note their addresses (the first of each row's parameters)."""
+    if batch:
+        db.conn.executemany(_UPSERT, batch)
+        db.conn.executemany(remember, [(params[0],) for params in batch])
+        batch.clear()
 
 
 def _enrolled_stages(db: Database) -> dict[str, tuple[int, str]]:

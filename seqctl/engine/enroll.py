@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from seqctl import settings
 from seqctl.clock import from_iso, iso
@@ -17,7 +17,6 @@ from seqctl.errors import SeqctlError
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
-CHUNK = 500
 
 
 def sequence_by_name(db: Database, name: str) -> dict[str, Any]:
@@ -73,133 +72,222 @@ def enroll(
     normalised: bool = False,
 ) -> dict[str, Any]:
     """Enroll each email (created as a bare contact when unknown). Returns the SPEC 16 summary.
-    `normalised`: the emails come from `import_contacts` (`ImportResult.emails`), which has
-    normalised them already, so each is not normalised a second time."""
-    sequence, steps, forced_inbox = check_enrollable(db, sequence_name, inbox_address)
-    cap = settings.get_int(db, "max_active_sequences_per_contact")
-    first_step = steps.steps[0]
-
+    `normalised`: the emails are stored addresses already (e.g. `ImportResult.emails`), so
+    each is not normalised a second time."""
     results: list[dict[str, Any]] = []
-    wanted: list[str] = []
-    seen: set[str] = set()
+    counts = enroll_stream(db, sequence_name, now, emails=emails, inbox_address=inbox_address,
+                           reenroll=reenroll, progress=progress, normalised=normalised,
+                           on_result=results.append)
+    return {**counts, "results": results}
+
+
+def enroll_stream(
+    db: Database,
+    sequence_name: str,
+    now: datetime,
+    *,
+    emails: Iterable[str] = (),
+    csv: tuple[bytes | IO[bytes], str] | None = None,
+    inbox_address: str | None = None,
+    reenroll: bool = False,
+    normalised: bool = False,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+    on_invalid: Callable[[dict[str, Any]], None] | None = None,
+    import_progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, int]:
+    """Enroll `emails`, then the rows of `csv` (stream, filename), imported as contacts first
+    (`contacts.import_contacts`). Returns the counts of the SPEC 16 summary (`enrolled`,
+    `skipped_duplicates`, `failed`) and `invalid_rows`, the number of bad CSV rows.
+
+    Memory stays flat for any number of contacts: each per-contact result goes to
+    `on_result` as it is decided, and each bad CSV row to `on_invalid`, none kept; the wanted
+    addresses wait in a temporary table and are enrolled in batches of BATCH. Results come in
+    the order of the unbatched design: first the addresses that are invalid or listed twice,
+    then the others in the order given (`emails`, then the file's first occurrences).
+    Everything is one transaction: a database error imports and enrolls nothing.
+    """
+    from seqctl.engine.contacts import fresh_emails_table, import_contacts
+
+    context = check_enrollable(db, sequence_name, inbox_address)
+    emit = on_result or (lambda result: None)
+    counts = {"enrolled": 0, "skipped_duplicates": 0, "failed": 0, "invalid_rows": 0}
+
+    def result(email: str, status: str, enrollment_id: int | None, message: str,
+               missing: list[str]) -> None:
+        counts[_COUNTED[status]] += 1
+        emit({"email": email, "status": status, "enrollment_id": enrollment_id,
+              "message": message, "missing_fields": missing})
+
+    def invalid(row: dict[str, Any]) -> None:
+        counts["invalid_rows"] += 1
+        if on_invalid:
+            on_invalid(row)
+
+    listed: dict[str, None] = {}        # the given addresses, normalised (a command line's)
+    early: list[tuple[str, str, str]] = []
     for raw in emails:
         try:
             email = raw if normalised else accounts.normalise_email(raw)
         except SeqctlError as exc:
-            results.append({"email": raw, "status": "failed", "enrollment_id": None,
-                            "message": str(exc), "missing_fields": []})
+            early.append((raw, "failed", str(exc)))
             continue
-        if email in seen:
-            results.append(
-                {
-                    "email": email,
-                    "status": "skipped_duplicate",
-                    "enrollment_id": None,
-                    "message": "listed twice",
-                    "missing_fields": [],
-                }
-            )
+        if email in listed:
+            early.append((email, "skipped_duplicate", "listed twice"))
             continue
-        seen.add(email)
-        wanted.append(email)
+        listed[email] = None
+    try:
+        with transaction(db):
+            if csv is not None:
+                source, filename = csv
+                import_contacts(db, source, filename=filename, now=now, progress=import_progress,
+                                on_invalid=invalid, emails_table=_WANTED)
+            else:
+                fresh_emails_table(db, _WANTED)
+            twice = _place_listed(db, list(listed), now)
+            for email, status, message in early:
+                result(email, status, None, message, [])
+            for email in twice:
+                result(email, "skipped_duplicate", None, "listed twice", [])
+            _Enroller(db, context, now, reenroll, result).run(progress)
+    finally:
+        db.execute(f"DROP TABLE IF EXISTS temp.{_WANTED}")
+    return counts
 
-    # render (and Jinja2 with it) loads when someone is enrolled, not on every tick that
-    # imports this module for `find_enrollment` or `resume`
-    from seqctl.engine.render import variant_for
 
-    inbox_of_owner: dict[str | None, int | None] = {}
-    first_due: dict[Any, str] = {}      # step 1's due time, by send window
-    unset = _MissingFields(db, steps.steps)
-    now_iso = iso(now)
-    with transaction(db):
-        contacts = _contacts(db, wanted, now)
-        erasure.suppress_erased(db, wanted, now)
-        next_id = (db.execute("SELECT MAX(id) FROM enrollments").fetchone()[0] or 0) + 1
-        existing = _existing(db, sequence["id"], [c["id"] for c in contacts.values()])
-        active_counts = _active_counts(db, [c["id"] for c in contacts.values()])
-        rows = []
-        for done, email in enumerate(wanted):
-            if progress and done % 1000 == 0:
-                progress(done, len(wanted))
-            contact = contacts[email]
-            previous = existing.get(contact["id"])
-            if previous is not None and (previous[1] != "exited" or not reenroll):
-                results.append(
-                    {
-                        "email": email,
-                        "status": "skipped_duplicate",
-                        "enrollment_id": previous[0],
-                        "message": f"already enrolled ({previous[1]})",
-                        "missing_fields": [],
-                    }
-                )
+BATCH = 5000        # contacts enrolled per batch (one executemany)
+_WANTED = "seqctl_wanted"
+_COUNTED = {"enrolled": "enrolled", "skipped_duplicate": "skipped_duplicates", "failed": "failed"}
+
+
+def _place_listed(db: Database, listed: list[str], now: datetime) -> list[str]:
+    """Put the given addresses before the file's (negative positions) and create bare contacts
+    for the unknown ones. Returns the file's addresses that were also given, in file order:
+    each is enrolled once, where it was given, and reported as listed twice."""
+    twice: list[tuple[int, str]] = []
+    for position, email in zip(range(-len(listed), 0), listed, strict=True):
+        row = db.execute(f"SELECT pos FROM temp.{_WANTED} WHERE email = ?", [email]).fetchone()
+        if row is None:
+            db.execute(f"INSERT INTO temp.{_WANTED} (pos, email) VALUES (?, ?)", [position, email])
+        else:
+            twice.append((row[0], email))
+            db.execute(f"UPDATE temp.{_WANTED} SET pos = ? WHERE pos = ?", [position, row[0]])
+    if listed:
+        stamp = iso(now)
+        db.execute(
+            "INSERT INTO contacts (email, created_at, updated_at) "
+            f"SELECT w.email, ?, ? FROM temp.{_WANTED} w WHERE w.pos < 0 "
+            "AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.email = w.email) ORDER BY w.pos",
+            [stamp, stamp],
+        )
+    return [email for _, email in sorted(twice)]
+
+
+# One batch of the wanted contacts, in order, with what enrolling them depends on: the newest
+# enrollment in this sequence (a duplicate?) and the count of live ones (the cap). Both are
+# looked up by contact (`+sequence_id`: never by walking the sequence's enrollments).
+_BATCH_SQL = f"""
+SELECT w.pos, c.id, c.email, c.owner_email, c.timezone, c.first_name, c.last_name,
+       c.company_name, c.custom_fields_json, p.id, p.status,
+       (SELECT COUNT(*) FROM enrollments a
+        WHERE a.contact_id = c.id AND a.status IN ('active', 'paused'))
+FROM temp.{_WANTED} w CROSS JOIN contacts c ON c.email = w.email
+LEFT JOIN enrollments p ON p.id = (SELECT MAX(id) FROM enrollments
+                                   WHERE contact_id = c.id AND +sequence_id = ?)
+WHERE w.pos > ? ORDER BY w.pos LIMIT ?
+"""
+
+_INSERT = (
+    "INSERT INTO enrollments (id, sequence_id, contact_id, inbox_id, status, failure_message, "
+    "variant, step_id, anchor_at, next_run_at, enrolled_at, updated_at) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+class _Enroller:
+    """Enrolls the wanted contacts batch by batch; what it keeps is per owner, inbox and send
+    window, never per contact."""
+
+    def __init__(self, db: Database, context: tuple[dict[str, Any], Any, int | None],
+                 now: datetime, reenroll: bool,
+                 result: Callable[[str, str, int | None, str, list[str]], None]):
+        # render (and Jinja2 with it) loads when someone is enrolled, not on every tick that
+        # imports this module for `find_enrollment` or `resume`
+        from seqctl.engine.render import variant_for
+
+        self.variant_for = variant_for
+        self.db = db
+        self.sequence, self.steps, self.forced_inbox = context
+        self.now = now
+        self.reenroll = reenroll
+        self.result = result
+        self.cap = settings.get_int(db, "max_active_sequences_per_contact")
+        self.unset = _MissingFields(db, self.steps.steps)
+        self.inbox_of_owner: dict[str | None, int | None] = {}
+        self.first_due: dict[Any, str] = {}      # step 1's due time, by send window
+
+    def run(self, progress: Callable[[int, int], None] | None) -> None:
+        db = self.db
+        total = db.execute(f"SELECT COUNT(*) FROM temp.{_WANTED}").fetchone()[0]
+        after = -total - 1
+        self.next_id = (db.execute("SELECT MAX(id) FROM enrollments").fetchone()[0] or 0) + 1
+        done = 0
+        if progress:
+            progress(0, total)
+        while rows := db.execute(_BATCH_SQL, [self.sequence["id"], after, BATCH]).fetchall():
+            after = rows[-1][0]
+            self._batch(rows)
+            done += len(rows)
+            if progress:
+                progress(done, total)
+
+    def _batch(self, rows: list[tuple]) -> None:
+        db, now, result, steps = self.db, self.now, self.result, self.steps
+        erasure.suppress_erased(db, [row[2] for row in rows], now)
+        sequence_id = self.sequence["id"]
+        first_step = steps.steps[0]
+        step_id = first_step["id"]
+        now_iso = iso(now)
+        cap, reenroll, forced_inbox = self.cap, self.reenroll, self.forced_inbox
+        inbox_of_owner, first_due, variant_for = self.inbox_of_owner, self.first_due, self.variant_for
+        missing_of = self.unset.of
+        next_id = self.next_id
+        inserts = []
+        for (_, contact_id, email, owner, zone, first_name, last_name, company, custom,
+             previous_id, previous_status, active) in rows:
+            if previous_id is not None and (previous_status != "exited" or not reenroll):
+                result(email, "skipped_duplicate", previous_id,
+                       f"already enrolled ({previous_status})", [])
                 continue
-            if active_counts.get(contact["id"], 0) >= cap:
-                results.append(
-                    {
-                        "email": email,
-                        "status": "failed",
-                        "enrollment_id": None,
-                        "message": f"already in {cap} active sequences "
-                        "(max_active_sequences_per_contact)",
-                        "missing_fields": [],
-                    }
-                )
+            if active >= cap:
+                result(email, "failed", None,
+                       f"already in {cap} active sequences (max_active_sequences_per_contact)",
+                       [])
                 continue
             inbox_id = forced_inbox
             if inbox_id is None:
-                owner = contact["owner_email"]
                 if owner not in inbox_of_owner:
                     inbox_of_owner[owner] = accounts.default_inbox_for(db, owner)
                 inbox_id = inbox_of_owner[owner]
             enrollment_id = next_id
             next_id += 1
-            status, failure, next_run = "active", None, None
+            variant = variant_for(enrollment_id)
             if inbox_id is None:
-                status, failure = "failed", _no_inbox_message(contact["owner_email"])
+                status, failure, next_run = "failed", _no_inbox_message(owner), None
             else:
-                window = steps.window_for(contact["timezone"])
+                status, failure = "active", None
+                window = steps.window_for(zone)
                 next_run = first_due.get(window)
                 if next_run is None:
                     next_run = first_due[window] = iso(plan.due(now, first_step, window))
-            rows.append(
-                (
-                    enrollment_id,
-                    sequence["id"],
-                    contact["id"],
-                    inbox_id,
-                    status,
-                    failure,
-                    variant_for(enrollment_id),
-                    first_step["id"],
-                    now_iso,
-                    next_run,
-                    now_iso,
-                    now_iso,
-                )
-            )
-            active_counts[contact["id"]] = active_counts.get(contact["id"], 0) + 1
-            results.append(
-                {
-                    "email": email,
-                    "status": "failed" if failure else "enrolled",
-                    "enrollment_id": enrollment_id,
-                    "message": failure or "",
-                    "missing_fields": unset.of(contact, inbox_id, variant_for(enrollment_id)),
-                }
-            )
-        db.conn.executemany(
-            "INSERT INTO enrollments (id, sequence_id, contact_id, inbox_id, status, "
-            "failure_message, variant, step_id, anchor_at, next_run_at, enrolled_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            rows,
-        )
-    return {
-        "enrolled": sum(r["status"] == "enrolled" for r in results),
-        "skipped_duplicates": sum(r["status"] == "skipped_duplicate" for r in results),
-        "failed": sum(r["status"] == "failed" for r in results),
-        "results": results,
-    }
+            inserts.append((enrollment_id, sequence_id, contact_id, inbox_id, status, failure,
+                            variant, step_id, now_iso, next_run, now_iso, now_iso))
+            result(email, "failed" if failure else "enrolled", enrollment_id, failure or "",
+                   missing_of(inbox_id, variant, email, owner, first_name, last_name, company,
+                              custom))
+        self.next_id = next_id
+        if inserts:
+            db.conn.executemany(_INSERT, inserts)
 
 
 # render.BUILTIN_VARIABLES, without loading render (and Jinja2) on every tick
@@ -215,23 +303,27 @@ class _MissingFields:
         from seqctl.engine import compose  # loads render and Jinja2: only when enrolling
 
         self.db = db
-        self.used = {variant: compose.fields_without_default(db, steps, variant)
+        self.used = {variant: sorted(compose.fields_without_default(db, steps, variant))
                      for variant in ("A", "B")}
+        self.custom = {variant: any(name not in _BUILTIN_COLUMNS for name in used)
+                       for variant, used in self.used.items()}
         self.owners: dict[int | None, dict[str, str]] = {}
 
-    def of(self, contact: dict[str, Any], inbox_id: int | None, variant: str) -> list[str]:
+    def of(self, inbox_id: int | None, variant: str, email: str, owner_email: str | None,
+           first_name: str | None, last_name: str | None, company_name: str | None,
+           custom_fields_json: str | None) -> list[str]:
         used = self.used[variant]
         if not used:
             return []
         values = self._owner(inbox_id) | {
-            "first_name": contact["first_name"], "last_name": contact["last_name"],
-            "company_name": contact["company_name"], "email": contact["email"]}
-        if contact["owner_email"]:
-            values["owner_email"] = contact["owner_email"]
-        if any(name not in _BUILTIN_COLUMNS for name in used):
-            custom = json.loads(contact["custom_fields_json"] or "{}")
+            "first_name": first_name, "last_name": last_name,
+            "company_name": company_name, "email": email}
+        if owner_email:
+            values["owner_email"] = owner_email
+        if self.custom[variant]:
+            custom = json.loads(custom_fields_json or "{}")
             values = {**{k: "" if v is None else str(v) for k, v in custom.items()}, **values}
-        return sorted(name for name in used if not str(values.get(name) or "").strip())
+        return [name for name in used if not str(values.get(name) or "").strip()]
 
     def _owner(self, inbox_id: int | None) -> dict[str, str]:
         if inbox_id not in self.owners:
@@ -241,66 +333,6 @@ class _MissingFields:
             self.owners[inbox_id] = ({"owner_first_name": row[0] or "", "owner_email": row[1]}
                                      if row else {})
         return self.owners[inbox_id]
-
-
-def _contacts(db: Database, emails: list[str], now: datetime) -> dict[str, dict[str, Any]]:
-    """Contacts by email, creating bare ones for unknown addresses."""
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(emails), CHUNK):
-        chunk = emails[start : start + CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for row in db.execute(
-            "SELECT id, email, owner_email, timezone, first_name, last_name, company_name, "
-            f"custom_fields_json FROM contacts WHERE email IN ({marks})", chunk
-        ).fetchall():
-            found[row[1]] = {"id": row[0], "email": row[1], "owner_email": row[2],
-                             "timezone": row[3], "first_name": row[4], "last_name": row[5],
-                             "company_name": row[6], "custom_fields_json": row[7]}
-    missing = [e for e in emails if e not in found]
-    if missing:
-        db.conn.executemany(
-            "INSERT INTO contacts (email, created_at, updated_at) VALUES (?, ?, ?)",
-            [(e, iso(now), iso(now)) for e in missing],
-        )
-        return _contacts(db, emails, now)
-    return found
-
-
-def _existing(db: Database, sequence_id: int, contact_ids: list[int]) -> dict[int, tuple[int, str]]:
-    """The newest enrollment of each contact in the sequence: contact_id -> (id, status)."""
-    result: dict[int, tuple[int, str]] = {}
-    if len(contact_ids) > 5000:
-        rows = db.execute(
-            "SELECT contact_id, id, status FROM enrollments WHERE sequence_id = ? ORDER BY id",
-            [sequence_id],
-        ).fetchall()
-    else:
-        rows = []
-        for start in range(0, len(contact_ids), CHUNK):
-            chunk = contact_ids[start : start + CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows += db.execute(
-                f"SELECT contact_id, id, status FROM enrollments WHERE sequence_id = ? "
-                f"AND contact_id IN ({marks}) ORDER BY id",
-                [sequence_id, *chunk],
-            ).fetchall()
-    for contact_id, enrollment_id, status in rows:
-        result[contact_id] = (enrollment_id, status)
-    return result
-
-
-def _active_counts(db: Database, contact_ids: list[int]) -> dict[int, int]:
-    counts: dict[int, int] = {}
-    for start in range(0, len(contact_ids), CHUNK):
-        chunk = contact_ids[start : start + CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for contact_id, count in db.execute(
-            f"SELECT contact_id, COUNT(*) FROM enrollments WHERE status IN ('active', 'paused') "
-            f"AND contact_id IN ({marks}) GROUP BY contact_id",
-            chunk,
-        ).fetchall():
-            counts[contact_id] = count
-    return counts
 
 
 def find_enrollment(db: Database, sequence_name: str, email: str) -> dict[str, Any]:
