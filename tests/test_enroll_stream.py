@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 
 from seqctl import output
-from seqctl.engine import enroll
+from seqctl.engine import contacts, enroll
 from tests.helpers import apply_yaml, at, setup_account
 
 NOW = "2026-03-02T10:00:00Z"
@@ -199,3 +199,37 @@ def test_a_spooled_document_is_byte_for_byte_the_one_emit_json_prints(items, cap
     output.emit_json_spooled({**document, "results": spooled})
     spooled.close()
     assert capsys.readouterr().out == expected
+
+
+def test_new_contacts_then_a_repeat_in_a_later_import_batch_keep_file_order(db, monkeypatch):
+    monkeypatch.setattr(contacts, "_CHUNK", 2)
+    data = "email,first_name\na@x.test,A\nb@x.test,\nc@x.test,C\nd@x.test,D\nb@x.test,Later\n" \
+           "e@x.test,E\nf@x.test,F\n"
+    counts, results, _ = enroll_csv(db, data)
+    assert [(r["email"], r["enrollment_id"], r["missing_fields"]) for r in results] == [
+        ("a@x.test", 1, []), ("b@x.test", 2, []), ("c@x.test", 3, []), ("d@x.test", 4, []),
+        ("e@x.test", 5, []), ("f@x.test", 6, [])]
+    assert counts["enrolled"] == 6
+
+
+@pytest.mark.parametrize("data, created, updated", [
+    ("email\na@x.test\nb@x.test\nc@x.test\nd@x.test\ne@x.test\n", 5, 0),      # all new
+    ("email\na@x.test\nb@x.test\nc@x.test\nold@x.test\ne@x.test\n", 4, 1),    # then an update
+    ("email\na@x.test\nb@x.test\nc@x.test\nb@x.test\ne@x.test\n", 4, 0),      # then a repeat
+])
+def test_import_lists_unique_addresses_in_file_order_however_it_keeps_them(
+        db, monkeypatch, data, created, updated):
+    monkeypatch.setattr(contacts, "_CHUNK", 2)
+    contacts.ensure_contact(db, "old@x.test")
+    result = contacts.import_contacts(db, data.encode(), filename="c.csv", keep_emails=True)
+    assert result.emails == list(dict.fromkeys(data.split()[1:]))
+    assert (result.created, result.updated) == (created, updated)
+    assert not db.execute("SELECT 1 FROM temp.sqlite_master").fetchall()
+
+
+def test_a_file_of_new_contacts_is_told_by_their_ids(db, monkeypatch):
+    monkeypatch.setattr(contacts, "_CHUNK", 2)
+    contacts.ensure_contact(db, "old@x.test")
+    data = b"email\na@x.test\nb@x.test\nc@x.test\n"
+    assert contacts.import_contacts(db, data, filename="c.csv").new_ids == (1, 4)
+    assert contacts.import_contacts(db, data, filename="c.csv").new_ids is None

@@ -46,6 +46,9 @@ class ImportResult:
     invalid: list[dict] = field(default_factory=list)  # {"line", "email", "reason"}
     emails: list[str] = field(default_factory=list)  # with keep_emails: unique, file order
     warnings: list[str] = field(default_factory=list)
+    # (after, last): when every good row created a contact, their ids, in file order, are
+    # after < id <= last and the emails table is left empty (see `copy_new_contacts`)
+    new_ids: tuple[int, int] | None = None
 
 
 def fresh_emails_table(db: Database, name: str) -> None:
@@ -53,6 +56,56 @@ def fresh_emails_table(db: Database, name: str) -> None:
     order they were first given, kept by SQLite (on disk) instead of in a Python list."""
     db.execute(f"DROP TABLE IF EXISTS temp.{name}")
     db.execute(f"CREATE TEMP TABLE {name} (pos INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE)")
+
+
+def copy_new_contacts(db: Database, table: str, new_ids: tuple[int, int]) -> None:
+    """Put the addresses of the contacts with ids in `new_ids` (ImportResult.new_ids) into the
+    emails table, in id order, which is the file's."""
+    db.execute(f"INSERT INTO temp.{table} (email) SELECT email FROM contacts "
+               "WHERE id > ? AND id <= ? ORDER BY id", list(new_ids))
+
+
+class _Addresses:
+    """The unique addresses of an import, in file order, without holding them. While every row
+    creates a contact (a file of new leads), the new ids, consecutive in file order, say it
+    all; at the first row that updates a contact or repeats an address, those are copied to
+    the emails table, which from then on gets the address of every row (`OR IGNORE`: the
+    first occurrence keeps its place)."""
+
+    def __init__(self, db: Database, table: str):
+        self.db = db
+        self.table = table
+        self.first = self.last = db.execute("SELECT MAX(id) FROM contacts").fetchone()[0] or 0
+        self.copied = False
+        self.remember = f"INSERT OR IGNORE INTO temp.{table} (email) VALUES (?)"
+
+    def write(self, batch: list[tuple]) -> None:
+        """Upsert a batch of rows and note their addresses (each row's first parameter)."""
+        if not batch:
+            return
+        self.db.conn.executemany(_UPSERT, batch)
+        if not self.copied:
+            last = self.db.execute("SELECT MAX(id) FROM contacts").fetchone()[0] or 0
+            if last - self.last == len(batch):      # every row of the batch was an INSERT
+                self.last = last
+                batch.clear()
+                return
+            self.copy()
+        self.db.conn.executemany(self.remember, [(params[0],) for params in batch])
+        batch.clear()
+
+    def copy(self) -> None:
+        if not self.copied:
+            copy_new_contacts(self.db, self.table, (self.first, self.last))
+            self.copied = True
+
+    def count(self) -> int:
+        if self.copied:
+            return self.db.execute(f"SELECT COUNT(*) FROM temp.{self.table}").fetchone()[0]
+        return self.last - self.first
+
+    def new_ids(self) -> tuple[int, int] | None:
+        return None if self.copied else (self.first, self.last)
 
 
 _IMPORTED = "seqctl_imported"
@@ -136,9 +189,10 @@ def import_contacts(
     sequences that exit on stage change. `progress(done, total)` is called after each batch,
     in bytes of the file.
 
-    The unique addresses of the good rows, in file order, go to a temporary table: with
-    `emails_table` it is that one, left for the caller (`enroll` reads it); `keep_emails`
-    also lists them in `emails`. Either way memory does not grow with the file.
+    The unique addresses of the good rows, in file order, are kept by SQLite, not in memory:
+    as `new_ids` when every row created a contact, else in a temporary table (`_Addresses`).
+    With `emails_table` that table is left for the caller (`enroll` reads it); `keep_emails`
+    also lists the addresses in `emails`.
     """
     opened = open_csv(source, filename=filename)
     now = now or clock.now()
@@ -148,10 +202,10 @@ def import_contacts(
     report = on_invalid or invalid.append
     table = emails_table or _IMPORTED
     fresh_emails_table(db, table)
-    remember = f"INSERT OR IGNORE INTO temp.{table} (email) VALUES (?)"
     try:
         with transaction(db):
             before = db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
+            addresses = _Addresses(db, table)
             enrolled = _enrolled_stages(db)
             stages: dict[str, str] = {}     # the last stage the file gives an enrolled contact
             batch: list[tuple] = []
@@ -167,14 +221,16 @@ def import_contacts(
                     stages[row["email"]] = row["lifecycle_stage"]
                 batch.append(_params(row, stamp))
                 if len(batch) >= _CHUNK:
-                    _write(db, batch, remember)
+                    addresses.write(batch)
                     if progress:
                         progress(opened.position(), opened.size)
-            _write(db, batch, remember)
+            addresses.write(batch)
             if progress:
                 progress(opened.size, opened.size)
             after = db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
-            unique = db.execute(f"SELECT COUNT(*) FROM temp.{table}").fetchone()[0]
+            unique = addresses.count()
+            if keep_emails:
+                addresses.copy()
             for email, (contact_id, stage) in enrolled.items():
                 if stages.get(email, stage) != stage:
                     on_stage_change(db, contact_id, now)
@@ -195,15 +251,8 @@ def import_contacts(
         invalid=invalid,
         emails=emails,
         warnings=opened.warnings,
+        new_ids=addresses.new_ids(),
     )
-
-
-def _write(db: Database, batch: list[tuple], remember: str) -> None:
-    """Upsert a batch of rows and note their addresses (the first of each row's parameters)."""
-    if batch:
-        db.conn.executemany(_UPSERT, batch)
-        db.conn.executemany(remember, [(params[0],) for params in batch])
-        batch.clear()
 
 
 def _enrolled_stages(db: Database) -> dict[str, tuple[int, str]]:

@@ -107,7 +107,7 @@ def enroll_stream(
     then the others in the order given (`emails`, then the file's first occurrences).
     Everything is one transaction: a database error imports and enrolls nothing.
     """
-    from seqctl.engine.contacts import fresh_emails_table, import_contacts
+    from seqctl.engine.contacts import copy_new_contacts, fresh_emails_table, import_contacts
 
     context = check_enrollable(db, sequence_name, inbox_address)
     emit = on_result or (lambda result: None)
@@ -138,10 +138,15 @@ def enroll_stream(
         listed[email] = None
     try:
         with transaction(db):
+            new_ids = None      # the wanted are these new contacts, not the table's
             if csv is not None:
                 source, filename = csv
-                import_contacts(db, source, filename=filename, now=now, progress=import_progress,
-                                on_invalid=invalid, emails_table=_WANTED)
+                new_ids = import_contacts(
+                    db, source, filename=filename, now=now, progress=import_progress,
+                    on_invalid=invalid, emails_table=_WANTED).new_ids
+                if new_ids and listed:
+                    copy_new_contacts(db, _WANTED, new_ids)
+                    new_ids = None
             else:
                 fresh_emails_table(db, _WANTED)
             twice = _place_listed(db, list(listed), now)
@@ -149,7 +154,7 @@ def enroll_stream(
                 result(email, status, None, message, [])
             for email in twice:
                 result(email, "skipped_duplicate", None, "listed twice", [])
-            _Enroller(db, context, now, reenroll, result).run(progress)
+            _Enroller(db, context, now, reenroll, result).run(progress, new_ids)
     finally:
         db.execute(f"DROP TABLE IF EXISTS temp.{_WANTED}")
     return counts
@@ -186,16 +191,19 @@ def _place_listed(db: Database, listed: list[str], now: datetime) -> list[str]:
 # One batch of the wanted contacts, in order, with what enrolling them depends on: the newest
 # enrollment in this sequence (a duplicate?) and the count of live ones (the cap). Both are
 # looked up by contact (`+sequence_id`: never by walking the sequence's enrollments).
-_BATCH_SQL = f"""
-SELECT w.pos, c.id, c.email, c.owner_email, c.timezone, c.first_name, c.last_name,
+_BATCH_SQL = """
+SELECT {position}, c.id, c.email, c.owner_email, c.timezone, c.first_name, c.last_name,
        c.company_name, c.custom_fields_json, p.id, p.status,
        (SELECT COUNT(*) FROM enrollments a
         WHERE a.contact_id = c.id AND a.status IN ('active', 'paused'))
-FROM temp.{_WANTED} w CROSS JOIN contacts c ON c.email = w.email
+FROM {source}
 LEFT JOIN enrollments p ON p.id = (SELECT MAX(id) FROM enrollments
                                    WHERE contact_id = c.id AND +sequence_id = ?)
-WHERE w.pos > ? ORDER BY w.pos LIMIT ?
+WHERE {position} > ? AND {position} <= ? ORDER BY {position} LIMIT ?
 """
+_FROM_TABLE = _BATCH_SQL.format(
+    position="w.pos", source=f"temp.{_WANTED} w CROSS JOIN contacts c ON c.email = w.email")
+_FROM_NEW_CONTACTS = _BATCH_SQL.format(position="c.id", source="contacts c")
 
 _INSERT = (
     "INSERT INTO enrollments (id, sequence_id, contact_id, inbox_id, status, failure_message, "
@@ -226,15 +234,22 @@ class _Enroller:
         self.inbox_of_owner: dict[str | None, int | None] = {}
         self.first_due: dict[Any, str] = {}      # step 1's due time, by send window
 
-    def run(self, progress: Callable[[int, int], None] | None) -> None:
+    def run(self, progress: Callable[[int, int], None] | None,
+            new_ids: tuple[int, int] | None = None) -> None:
+        """Enroll the wanted contacts: those of the emails table, or when `new_ids` is given
+        (`ImportResult.new_ids`) the contacts the import created, in id order."""
         db = self.db
-        total = db.execute(f"SELECT COUNT(*) FROM temp.{_WANTED}").fetchone()[0]
-        after = -total - 1
+        if new_ids is None:
+            total = db.execute(f"SELECT COUNT(*) FROM temp.{_WANTED}").fetchone()[0]
+            sql, after, upto = _FROM_TABLE, -total - 1, 1 << 62
+        else:
+            sql, (after, upto) = _FROM_NEW_CONTACTS, new_ids
+            total = upto - after
         self.next_id = (db.execute("SELECT MAX(id) FROM enrollments").fetchone()[0] or 0) + 1
         done = 0
         if progress:
             progress(0, total)
-        while rows := db.execute(_BATCH_SQL, [self.sequence["id"], after, BATCH]).fetchall():
+        while rows := db.execute(sql, [self.sequence["id"], after, upto, BATCH]).fetchall():
             after = rows[-1][0]
             self._batch(rows)
             done += len(rows)
@@ -293,6 +308,7 @@ class _Enroller:
 # render.BUILTIN_VARIABLES, without loading render (and Jinja2) on every tick
 _BUILTIN_COLUMNS = frozenset({"first_name", "last_name", "company_name", "email",
                               "owner_first_name", "owner_email"})
+_OWN_COLUMNS = ("first_name", "last_name", "company_name")
 
 
 class _MissingFields:
@@ -307,6 +323,10 @@ class _MissingFields:
                      for variant in ("A", "B")}
         self.custom = {variant: any(name not in _BUILTIN_COLUMNS for name in used)
                        for variant, used in self.used.items()}
+        # the usual case, names of the contact's own columns only: checked without a dict
+        self.own = {variant: [(name, _OWN_COLUMNS.index(name)) for name in used]
+                    if all(name in _OWN_COLUMNS for name in used) else None
+                    for variant, used in self.used.items()}
         self.owners: dict[int | None, dict[str, str]] = {}
 
     def of(self, inbox_id: int | None, variant: str, email: str, owner_email: str | None,
@@ -315,6 +335,10 @@ class _MissingFields:
         used = self.used[variant]
         if not used:
             return []
+        own = self.own[variant]
+        if own is not None:
+            cells = (first_name, last_name, company_name)
+            return [name for name, index in own if not str(cells[index] or "").strip()]
         values = self._owner(inbox_id) | {
             "first_name": first_name, "last_name": last_name,
             "company_name": company_name, "email": email}
