@@ -12,13 +12,15 @@ from __future__ import annotations
 import sqlite3
 from email import message_from_bytes
 
+import pytest
 from servers.smtp_server import SmtpTestServer
 
 from seqctl import clock
 from seqctl import db as database
 from seqctl.db import database_file
 from seqctl.engine import enroll, exits
-from tests.helpers import at, tick
+from seqctl.errors import SeqctlError
+from tests.helpers import apply_yaml, at, enroll_all, tick
 from tests.test_sessions import PEOPLE, T0, queue_batch, smtp_inbox
 
 
@@ -144,3 +146,84 @@ def test_a_sender_limit_mid_batch_leaves_the_rest_queued_and_unclaimed(home):
     assert counts.deferred == 3
     inbox = db.execute("SELECT status FROM inboxes").fetchone()[0]
     assert inbox == "throttled"
+
+
+BCC_SEQUENCE = """
+    name: {name}
+    steps:
+      - step_type: email
+        subject: "{subject} {{{{first_name}}}}"
+        body: "Hello {{{{first_name}}}}"
+        bcc: ["crm@acme.test"]
+"""
+
+
+def test_the_next_email_to_an_address_the_server_just_refused_does_not_go(home):
+    """The contact's own address is refused while the Bcc copy is accepted (a hard bounce).
+    Their email in another sequence, next in the batch, was composed meanwhile; it is claimed
+    only after the bounce is recorded, so it does not go."""
+    with SmtpTestServer() as smtp:
+        db = database.get()
+        smtp_inbox(db, smtp.port)
+        apply_yaml(db, BCC_SEQUENCE.format(name="a", subject="A"), at(T0))
+        apply_yaml(db, BCC_SEQUENCE.format(name="b", subject="B"), at(T0))
+        enroll_all(db, "a", ["gone@buyer.test"], at(T0))
+        enroll_all(db, "b", ["gone@buyer.test"], at(T0))
+        enroll_all(db, "a", ["ok@buyer.test"], at(T0))
+        smtp.fail_address("gone@buyer.test", "550 5.1.1 no such user")
+        counts = tick(db, at(T0))
+        delivered = sorted(r for m in smtp.messages for r in m.rcpt_tos)
+    assert delivered == ["crm@acme.test", "crm@acme.test", "ok@buyer.test"]
+    assert counts.emails_sent == 2
+    assert db.execute("SELECT reason FROM suppressions WHERE email = 'gone@buyer.test'"
+                      ).fetchone()[0] == "bounced"
+    assert db.execute("SELECT COUNT(*) FROM events WHERE kind = 'bounce'").fetchone()[0] == 1
+    statuses = [r[0] for r in db.execute(
+        "SELECT o.status FROM outbox o JOIN enrollments e ON e.id = o.enrollment_id "
+        "JOIN sequences s ON s.id = e.sequence_id WHERE o.to_email = 'gone@buyer.test' "
+        "ORDER BY s.name")]
+    assert statuses == ["sent", "cancelled"]
+
+
+def test_a_bad_retry_budget_stops_the_batch_before_anything_is_claimed(home, monkeypatch):
+    with SmtpTestServer() as smtp:
+        db = database.get()
+        smtp_inbox(db, smtp.port)
+        queue_batch(db, PEOPLE[:3])
+        monkeypatch.setenv("SEQCTL_RETRY_BUDGET", "soon")
+        with pytest.raises(SeqctlError, match="SEQCTL_RETRY_BUDGET"):
+            tick(db, at(T0))
+        assert smtp.messages == []
+    assert {r[0] for r in db.execute("SELECT status FROM outbox")} == {"queued"}
+
+
+def test_an_error_while_the_next_email_is_prepared_records_the_one_on_the_wire(home,
+                                                                              monkeypatch):
+    """A bug (an unexpected exception) composing the third email while the second is on the
+    wire: the tick fails, but the second email, which went out, is recorded `sent`, not left
+    for the reconcile; nothing after it was claimed. (A patched function: no server can make
+    the template engine fail this way.)"""
+    from seqctl.engine import compose
+
+    real = compose.compose
+    with SmtpTestServer() as smtp:
+        db = database.get()
+        smtp_inbox(db, smtp.port)
+        queue_batch(db, PEOPLE[:4])
+        (third,) = db.execute("SELECT e.id FROM enrollments e JOIN contacts c ON "
+                              "c.id = e.contact_id WHERE c.email = ?", [PEOPLE[2]]).fetchone()
+
+        def failing(db_, enrollment_id, *args, **kwargs):
+            if enrollment_id == third:
+                raise RuntimeError("a template engine bug")
+            return real(db_, enrollment_id, *args, **kwargs)
+
+        monkeypatch.setattr(compose, "compose", failing)
+        with pytest.raises(RuntimeError):
+            tick(db, at(T0))
+        delivered = [r for m in smtp.messages for r in m.rcpt_tos]
+    assert delivered == PEOPLE[:2]
+    rows = [tuple(r) for r in db.execute("SELECT to_email, status FROM outbox "
+                                         "ORDER BY scheduled_at, id")]
+    assert rows == [(PEOPLE[0], "sent"), (PEOPLE[1], "sent"), (PEOPLE[2], "queued"),
+                    (PEOPLE[3], "queued")]

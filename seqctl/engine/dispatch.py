@@ -263,10 +263,13 @@ def _send_batch_on(
     claim rule is unchanged: an email is claimed (`sending`, committed, its enrollment and
     address checked again in the same statement) only once the email before it has its
     answer, right before its own send. So a stop (throttled, revoked, retry) leaves the rest
-    queued and unclaimed, and at most two rows are `sending` at once: the one on the wire and
-    the one before it while its answer is recorded (a crash then leaves both to the next
-    tick's reconcile). With `--spacing` nothing overlaps: each email waits for the one before
-    it to be recorded."""
+    queued and unclaimed. Besides sends whose outcome was already unclear (they stay `sending`
+    for the next tick's reconcile, as before), at most two rows are `sending` at once: the one
+    on the wire and the one before it while its answer is recorded; a crash leaves both to the
+    reconcile, and an error in the batch first records the answer of the one on the wire.
+    With `--spacing` nothing overlaps: each email waits for the one before it to be
+    recorded."""
+    budget = sending.retry_budget()     # a bad SEQCTL_RETRY_BUDGET stops before any claim
     if before_sending is not None and before_sending(db, inbox, provider, clock.now(),
                                                      counts) is False:
         held = _follow_ups(db, ids)
@@ -279,32 +282,44 @@ def _send_batch_on(
     plans = plan.Plans(db)
     overlap = len(ids) > 1 and not inbox.get("spacing_max")
     with sending.Wire(provider, overlap=overlap) as wire:
-        flight: sending.Flight | None = None       # on the wire, its answer not yet recorded
-        for index, outbox_id in enumerate(ids):
-            if not overlap and index and (inbox["next_send_at"] or "") > (iso(clock.now()) or ""):
-                return      # --spacing: the rest waits, queued in order, for a later tick
-            ready = sending.prepare(db, outbox_id, plans, counts, key)
-            if isinstance(ready, str):
-                continue    # gone, held, exited, skipped or failed while being prepared
-            if flight is not None:
-                started: list[sending.Flight] = []
-                outcome = sending.land(db, inbox, provider, flight, counts,
-                                then=lambda r=ready, i=index, into=started: into.extend(
-                                    wire.start(db, r, i)))
-                if not _go_on(db, inbox, flight, outcome, ids, index, counts):
-                    return
-                flight = started[0] if started else None
-                if outcome == "sent":
-                    continue    # `then` already claimed and started `ready`, or it was gone
-            flight = next(iter(wire.start(db, ready, index)), None)
-            if flight is not None and not overlap:
-                outcome = sending.land(db, inbox, provider, flight, counts)
-                if not _go_on(db, inbox, flight, outcome, ids, index + 1, counts):
-                    return
-                flight = None
+        try:
+            _send_in_order(db, inbox, provider, wire, ids, plans, counts, key, budget)
+        except BaseException:
+            # an email may be on the wire: its answer is recorded before the error goes on
+            sending.land_stranded(db, inbox, provider, wire, counts)
+            raise
+
+
+def _send_in_order(db: Database, inbox: dict[str, Any], provider: Provider,
+                   wire: sending.Wire, ids: list[int], plans: plan.Plans, counts: TickCounts,
+                   key: bytes, budget: float) -> None:
+    overlap = wire.pool is not None
+    flight: sending.Flight | None = None       # on the wire, its answer not yet recorded
+    for index, outbox_id in enumerate(ids):
+        if not overlap and index and (inbox["next_send_at"] or "") > (iso(clock.now()) or ""):
+            return      # --spacing: the rest waits, queued in order, for a later tick
+        ready = sending.prepare(db, outbox_id, plans, counts, key)
+        if isinstance(ready, str):
+            continue    # gone, held, exited, skipped or failed while being prepared
         if flight is not None:
-            outcome = sending.land(db, inbox, provider, flight, counts)
-            _go_on(db, inbox, flight, outcome, ids, len(ids), counts)
+            started: list[sending.Flight] = []
+            outcome = sending.land(db, inbox, provider, flight, counts, budget=budget,
+                                   then=lambda r=ready, i=index, into=started: into.extend(
+                                       wire.start(db, r, i)))
+            if not _go_on(db, inbox, flight, outcome, ids, index, counts):
+                return
+            flight = started[0] if started else None
+            if outcome == "sent":
+                continue    # `then` already claimed and started `ready`, or it was gone
+        flight = next(iter(wire.start(db, ready, index)), None)
+        if flight is not None and not overlap:
+            outcome = sending.land(db, inbox, provider, flight, counts, budget=budget)
+            if not _go_on(db, inbox, flight, outcome, ids, index + 1, counts):
+                return
+            flight = None
+    if flight is not None:
+        outcome = sending.land(db, inbox, provider, flight, counts, budget=budget)
+        _go_on(db, inbox, flight, outcome, ids, len(ids), counts)
 
 
 def _go_on(db: Database, inbox: dict[str, Any], flight: sending.Flight, outcome: str, ids: list[int],

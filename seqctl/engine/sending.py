@@ -130,6 +130,7 @@ class Flight:
     ready: Ready
     index: int
     answer: Callable[[], SendResult]
+    landed: bool = False        # `land` has taken its answer
 
 
 class Wire:
@@ -141,6 +142,7 @@ class Wire:
     def __init__(self, provider: Provider, *, overlap: bool):
         self.provider = provider
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="seqctl-send") if overlap else None
+        self.last: Flight | None = None
 
     def __enter__(self) -> Wire:
         return self
@@ -156,9 +158,28 @@ class Wire:
         send = functools.partial(self.provider.send, ready.raw,
                                  message_id=ready.row["message_id"],
                                  thread_id=ready.thread_id, bcc=ready.bcc)
-        if self.pool is None:
-            return [Flight(ready, index, send)]
-        return [Flight(ready, index, self.pool.submit(send).result)]
+        answer = send if self.pool is None else self.pool.submit(send).result
+        self.last = Flight(ready, index, answer)
+        return [self.last]
+
+    def unanswered(self) -> Flight | None:
+        """The flight started whose answer nobody has taken (the batch stopped on an error)."""
+        return self.last if self.last is not None and not self.last.landed else None
+
+
+def land_stranded(db: Database, inbox: dict[str, Any], provider: Provider, wire: Wire,
+                  counts: TickCounts) -> None:
+    """The batch stopped on an error while an email was on the wire: take and record its
+    answer (no retries), so an email that went out is not left `sending`. If even that fails,
+    the next tick reconciles it."""
+    flight = wire.unanswered()
+    if flight is None:
+        return
+    try:
+        land(db, inbox, provider, flight, counts, budget=0.0)
+    except Exception as exc:
+        _log(f"outbox {flight.ready.row['id']}: its send could not be recorded ({exc}); the "
+             "next tick checks the sent mail")
 
 
 def send_one(
@@ -170,12 +191,14 @@ def send_one(
     counts: TickCounts,
     key: bytes,
 ) -> str:
+    budget = retry_budget()
     ready = prepare(db, outbox_id, plans, counts, key)
     if isinstance(ready, str):
         return ready
     with Wire(provider, overlap=False) as wire:
         flights = wire.start(db, ready, 0)
-        return land(db, inbox, provider, flights[0], counts) if flights else "gone"
+        return land(db, inbox, provider, flights[0], counts, budget=budget) if flights \
+            else "gone"
 
 
 def prepare(
@@ -245,16 +268,19 @@ def land(
     flight: Flight,
     counts: TickCounts,
     *,
+    budget: float,
     then: Callable[[], Any] | None = None,
 ) -> str:
-    """Wait for `flight`'s answer, retry within the budget, and record what happened; returns
-    the outcome. `then()` runs as soon as the email is known to have gone out, before it is
-    recorded: the batch starts the next send there, so the recording overlaps it."""
+    """Wait for `flight`'s answer, retry while the waits fit in `budget` seconds, and record
+    what happened; returns the outcome. `then()` runs as soon as the email is known to have
+    gone out, before it is recorded: the batch starts the next send there, so the recording
+    overlaps it. When the contact's own address was refused, `then()` waits for the bounce to
+    be recorded: the next email may be to the same address."""
+    flight.landed = True
     ready, row = flight.ready, flight.ready.row
     now = clock.now()
     attempts = row["attempts"] + 1
     waited = 0.0
-    budget = retry_budget()
     attempt = flight.answer
     while True:
         try:
@@ -331,16 +357,19 @@ def land(
             _log(f"outbox {row['id']}: unexpected {type(exc).__name__}: {exc}")
             return "unknown"
         break
-    if then is not None:
+    dead = row["to_email"].lower() in {r.lower() for r in result.refused}
+    if then is not None and not dead:
         then()
     if attempts != row["attempts"] + 1:
         with transaction(db):
             db.execute("UPDATE outbox SET attempts = ? WHERE id = ?", [attempts, row["id"]])
     mark_sent(db, row, result, clock.now(), ready.the_plan, ready.step, counts)
-    if row["to_email"].lower() in {r.lower() for r in result.refused}:
+    if dead:
         # the others (Cc, Bcc) got it; the contact's own address does not exist
         _hard_bounce(db, row, f"{row['to_email']} was refused: the address does not exist",
                      clock.now(), counts)
+        if then is not None:
+            then()      # the claim now sees the address suppressed
     return "sent"
 
 
