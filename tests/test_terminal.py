@@ -337,3 +337,20 @@ def test_contacts_delete_erases_everything_and_keeps_a_hashed_suppression(run, h
     sent_to = [r["to"] for r in run("outbox", "list", "--status", "sent", "--json").json]
     assert sent_to.count("ann@a.test") == 0
     assert run("contacts", "delete", "nobody@x.test").code == 1
+
+
+def test_tick_verbose_dry_run_lists_what_would_be_sent_and_created_and_changes_nothing(run,
+                                                                                        home):
+    chicago(run, home, ("ann@a.test", "ben@b.test"))
+    result = run("tick", "-v", "--dry-run", now="2026-03-02T15:00:00Z")
+    assert result.code == 0, result.err
+    lines = [line.strip() for line in result.out.splitlines()]
+    assert [line.split(",")[0] for line in lines if line.startswith("would send")] == [
+        "would send: ann@a.test", "would send: ben@b.test"]
+    assert "dry run" in result.err
+    assert run("outbox", "list", "--json").json == []              # nothing queued or sent
+    assert run("tick", now="2026-03-02T15:00:00Z").code == 0         # step 1 really goes
+    task = run("tick", "-v", "--dry-run", now="2026-03-04T15:00:00Z").out
+    assert "would create task (call): ann@a.test, s step 2: Call" in task
+    assert "would create task (call): ben@b.test, s step 2: Call" in task
+    assert run("tasks", "--json").json == []

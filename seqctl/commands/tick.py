@@ -64,7 +64,7 @@ def tick(
     phase: Annotated[str, typer.Option("--phase", help="all | sync | engine | dispatch")] = "all",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")] = False,
     verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="List each email sent and each task created.")] = False,
+        "--verbose", "-v", help="List each email sent and each task created (with --dry-run: that would be).")] = False,
     log: Annotated[Path | None, typer.Option(
         "--log", help="Write the messages to this file instead of the terminal, each line "
                       "timestamped; the file is rotated at 1 MB (3 old ones kept).")] = None,
@@ -91,11 +91,13 @@ def tick(
     database = db()
     moment = clock.now()
     before = activity.marks(database)
+    would_do: list[dict] = []
     try:
         with output.progress("ticking") as advance:
             counts = cycle.run(database, moment, key=install_key(), phase=phase,
                                dry_run=dry_run, progress=advance, waiting=lambda: output.info(
-                                   f"phase {phase}: waiting for another tick to finish"))
+                                   f"phase {phase}: waiting for another tick to finish"),
+                               would_do=would_do if verbose else None)
     except cycle.TickBusy:
         output.info("another tick is running; nothing to do" if phase == "all" else
                     f"phase {phase}: another tick held the lock for {cycle.PHASE_WAIT:.0f} s; "
@@ -120,11 +122,13 @@ def tick(
     if json_out:
         output.emit_json({**result, "next": upcoming})
         return
-    if verbose and not dry_run:
+    if verbose:
         zone = display_zone(database)
-        for item in activity.since(database, before):
+        for item in would_do if dry_run else activity.since(database, before):
             where = f"{item['sequence']} step {item['step']}" if item["sequence"] else ""
             kind = "sent" if item["what"] == "email" else f"task ({item['kind']})"
+            if dry_run:
+                kind = "would send" if item["what"] == "email" else f"would create {kind}"
             output.line(f"  {kind}: {item['email']}, {where}: {item['title']}"
                         + ("" if item["what"] == "email" else
                            f" (due {output.local_time(item['at'], zone, moment, relative=False)})"))

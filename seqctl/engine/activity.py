@@ -1,4 +1,5 @@
-"""What a tick did, one line a thing (`tick -v`), and what is due next (an idle tick)."""
+"""What a tick did, one line a thing (`tick -v`), what a dry run would do (`tick -v --dry-run`), and
+what is due next (an idle tick)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,27 @@ def since(db: Database, before: Marks) -> list[dict[str, Any]]:
         done.append({"what": "task", "kind": kind, "email": email, "sequence": sequence,
                      "step": position, "title": title, "at": at})
     return done
+
+
+def would(db: Database, before: Marks, outbox_ids: list[int]) -> list[dict[str, Any]]:
+    """What a dry run would do, read inside its transaction before the rollback: the emails
+    it would send (`outbox_ids`, in order) and the tasks it created; the shape of `since`,
+    with "at" the email's due time."""
+    emails: list[dict[str, Any]] = []
+    for start in range(0, len(outbox_ids), 500):
+        chunk = outbox_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        found = {row[0]: row[1:] for row in db.execute(
+            "SELECT o.id, o.next_attempt_at, o.to_email, o.subject, s.name, st.position "
+            "FROM outbox o LEFT JOIN enrollments e ON e.id = o.enrollment_id "
+            "LEFT JOIN sequences s ON s.id = e.sequence_id "
+            f"LEFT JOIN steps st ON st.id = o.step_id WHERE o.id IN ({marks})", chunk)}
+        for outbox_id in chunk:
+            at, email, subject, sequence, position = found[outbox_id]
+            emails.append({"what": "email", "kind": "email", "email": email,
+                           "sequence": sequence, "step": position, "title": subject or "",
+                           "at": at})
+    return emails + [item for item in since(db, before) if item["what"] == "task"]
 
 
 def next_due(db: Database, now: datetime) -> dict[str, Any] | None:

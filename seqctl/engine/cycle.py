@@ -11,7 +11,7 @@ from croniter import croniter
 
 from seqctl import settings
 from seqctl.clock import iso
-from seqctl.engine import dispatch, tick
+from seqctl.engine import activity, dispatch, tick
 from seqctl.engine.counts import TickCounts
 from seqctl.providers.registry import ProviderFactory, default_factory
 
@@ -103,12 +103,14 @@ def run(
     progress: Callable[[int, int], None] | None = None,
     guard_replies: bool = True,
     waiting: Callable[[], None] | None = None,
+    would_do: list[dict[str, Any]] | None = None,
 ) -> TickCounts:
     """Run one tick of `db` at `now` under its tick lock. `key` is the install secret;
     `factory` opens each inbox's provider; `guard_replies=False` (benchmarks only) leaves out
     the reply guard. A whole tick finding another one running gives up at once (TickBusy); a
     single phase (`cron --split`) waits up to PHASE_WAIT seconds for its turn, so the phases
-    started in the same minute never skip each other."""
+    started in the same minute never skip each other. A dry run fills `would_do` (when given)
+    with what it would send and create (`activity.would`)."""
     lock = tick.TickLock.beside(db)
     if not lock.acquire(wait=0.0 if phase == "all" else PHASE_WAIT, waiting=waiting):
         raise TickBusy()
@@ -123,10 +125,15 @@ def run(
             counts.exited += _exits_since(db, before)
         if phase in ("all", "engine"):
             if dry_run:
+                before = activity.marks(db)
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     tick.run_engine(db, now, counts, key=key)
-                    dispatch.run_dispatch(db, now, counts, dry_run=True, key=key)
+                    planned: list[int] = []
+                    dispatch.run_dispatch(db, now, counts, dry_run=True, key=key,
+                                          planned=planned)
+                    if would_do is not None:
+                        would_do.extend(activity.would(db, before, planned))
                 finally:
                     db.execute("ROLLBACK")
                 return counts

@@ -79,8 +79,10 @@ def run_dispatch(
     key: bytes,
     factory: ProviderFactory = default_factory,
     before_sending: SendingHook | None = None,
+    planned: list[int] | None = None,
 ) -> None:
-    """Send the due queued emails within the caps. `before_sending(db, inbox, provider, now,
+    """Send the due queued emails within the caps. A dry run sends nothing and adds the ids of
+    the emails it would send to `planned`. `before_sending(db, inbox, provider, now,
     counts)` runs once for each inbox that is about to send, before its first send of the
     tick: the tick passes its reply guard (an incremental sync of that inbox, which also fixes
     where a new inbox's sync starts); when it returns False (the mailbox could not be read),
@@ -131,8 +133,11 @@ def run_dispatch(
         deferrals.append((iso(later), outbox_id))
     counts.deferred += len(deferrals)
     if dry_run:
-        counts.emails_sent += sum(1 if inboxes[i]["spacing_max"] else len(b)
-                                  for i, b in batches.items())
+        would = [outbox_id for i, b in batches.items()
+                 for outbox_id in (b[:1] if inboxes[i]["spacing_max"] else b)]
+        counts.emails_sent += len(would)
+        if planned is not None:
+            planned.extend(would)
         return
     if deferrals:
         with transaction(db):
