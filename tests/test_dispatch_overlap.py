@@ -42,6 +42,19 @@ def message_id(content: bytes) -> str:
     return message_from_bytes(content)["Message-ID"].strip().strip("<>")
 
 
+def while_on_the_wire(path, person: str, action):
+    """A DATA hook: while `person`'s email is on the wire, `action(db)` runs on a database
+    connection of the server's own (another writer, as `seqctl serve` would be)."""
+    def hook(content: bytes) -> None:
+        if message_id(content) == first_message_id(path, person):
+            own = database.connect(path)
+            try:
+                action(own)
+            finally:
+                own.close()
+    return hook
+
+
 def test_while_an_email_is_on_the_wire_only_it_and_the_one_before_are_sending(home):
     seen: list[tuple[int, list[tuple[str, int]]]] = []
     with SmtpTestServer() as smtp:
@@ -75,15 +88,8 @@ def test_an_unsubscribe_while_the_email_before_is_on_the_wire_stops_the_next_one
         smtp_inbox(db, smtp.port)
         queue_batch(db, PEOPLE[:4])
 
-        def unsubscribe_the_second(content: bytes) -> None:
-            if message_id(content) == first_message_id(path, PEOPLE[0]):
-                own = database.connect(path)
-                try:
-                    exits.add_suppression(own, PEOPLE[1], "unsubscribe", clock.now())
-                finally:
-                    own.close()
-
-        smtp.handler.on_data = unsubscribe_the_second
+        smtp.handler.on_data = while_on_the_wire(path, PEOPLE[0], lambda own: (
+            exits.add_suppression(own, PEOPLE[1], "unsubscribe", clock.now())))
         counts = tick(db, at(T0))
         delivered = [r for m in smtp.messages for r in m.rcpt_tos]
     assert PEOPLE[1] not in delivered
@@ -102,18 +108,13 @@ def test_an_exit_while_the_email_before_is_on_the_wire_stops_the_next_one(home):
         smtp_inbox(db, smtp.port)
         queue_batch(db, PEOPLE[:3])
 
-        def unenroll_the_third(content: bytes) -> None:
-            if message_id(content) == first_message_id(path, PEOPLE[1]):
-                own = database.connect(path)
-                try:
-                    (enrollment_id,) = own.execute(
-                        "SELECT e.id FROM enrollments e JOIN contacts c ON c.id = e.contact_id "
-                        "WHERE c.email = ?", [PEOPLE[2]]).fetchone()
-                    assert enroll.unenroll(own, enrollment_id, clock.now())
-                finally:
-                    own.close()
+        def unenroll_the_third(own) -> None:
+            (enrollment_id,) = own.execute(
+                "SELECT e.id FROM enrollments e JOIN contacts c ON c.id = e.contact_id "
+                "WHERE c.email = ?", [PEOPLE[2]]).fetchone()
+            assert enroll.unenroll(own, enrollment_id, clock.now())
 
-        smtp.handler.on_data = unenroll_the_third
+        smtp.handler.on_data = while_on_the_wire(path, PEOPLE[1], unenroll_the_third)
         counts = tick(db, at(T0))
         delivered = [r for m in smtp.messages for r in m.rcpt_tos]
     assert delivered == PEOPLE[:2]
