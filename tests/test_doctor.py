@@ -353,3 +353,52 @@ def test_bounce_rate_counts_the_hard_bounces_of_the_inboxs_sends(home, doctor):
     assert bounce["status"] == "fail", bounce
     assert bounce["detail"].startswith("2 of the last 8 sends bounced (25.0%)")
     assert result.code == 1
+
+
+def test_a_server_that_answers_each_question_slowly_is_bounded_per_run(dns_server):
+    """A real UDP relay in front of dnsmasq that holds every answer back half a second: each
+    lookup is within its own limit, but the run's lookups share one budget, after which the
+    rest are `unknown` without asking the server again."""
+    import socket
+    import threading
+    import time
+
+    from seqctl.engine.doctor import Lookup
+
+    host, port = dns_server.address.split(":")
+    relay = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    relay.bind(("127.0.0.1", 0))
+    relay.settimeout(0.2)
+    questions: list[bytes] = []
+    stop = threading.Event()
+
+    def forward(data: bytes, client) -> None:
+        time.sleep(0.5)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as upstream:
+            upstream.settimeout(2)
+            upstream.sendto(data, (host, int(port)))
+            relay.sendto(upstream.recv(4096), client)
+
+    def listen() -> None:
+        while not stop.is_set():
+            try:
+                data, client = relay.recvfrom(4096)
+            except TimeoutError:
+                continue
+            questions.append(data)
+            threading.Thread(target=forward, args=(data, client), daemon=True).start()
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    try:
+        lookup = Lookup(("127.0.0.1", relay.getsockname()[1]), timeout=3.0, budget=0.75)
+        answers = [lookup.mx("good.test"), lookup.txt("good.test"),
+                   lookup.txt("_dmarc.good.test"), lookup.txt("google._domainkey.good.test"),
+                   lookup.mx("contoso.test"), lookup.txt("contoso.test")]
+    finally:
+        stop.set()
+        listener.join()
+        relay.close()
+    assert answers[0].error is None and answers[0].values        # a slow answer still counts
+    assert len(questions) <= 2                                     # then the budget is spent
+    assert all("answered too slowly" in (a.error or "") for a in answers[len(questions):])

@@ -4,13 +4,16 @@ in `deliverability`.
 
 Every lookup has a time limit, and once the DNS server has timed out the rest of the run
 asks it nothing more (each such lookup is `unknown` at once), so a dead server costs one
-timeout, not one per record: the command always finishes in bounded time.
+timeout, not one per record. A slow server that answers each question just in time is
+bounded too: the lookups of a run share RUN_SECONDS, after which the rest are `unknown`. The
+command always finishes in bounded time.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +29,7 @@ from seqctl.engine.deliverability import Check, SpfWalk
 from seqctl.errors import SeqctlError
 
 LOOKUP_SECONDS = 3.0      # one query, retries included
+RUN_SECONDS = 15.0        # all the lookups of one run
 BOUNCE_WINDOW = 100       # the bounce rate is judged over this many recent sends
 MAX_SPF_DEPTH = 10
 
@@ -77,8 +81,11 @@ class Lookup:
     system's resolvers. NXDOMAIN and no-data are answers with no records; a server error,
     refusal or timeout is an `Answer` with an error."""
 
-    def __init__(self, server: tuple[str, int] | None, timeout: float = LOOKUP_SECONDS):
+    def __init__(self, server: tuple[str, int] | None, timeout: float = LOOKUP_SECONDS,
+                 budget: float = RUN_SECONDS):
         self.down: str | None = None
+        self.budget = budget
+        self.spent = 0.0            # seconds spent waiting for the server in this run
         self.cache: dict[tuple[str, str], Answer] = {}
         try:
             self.resolver = dns.resolver.Resolver(configure=server is None)
@@ -95,8 +102,12 @@ class Lookup:
         key = (name.lower().rstrip("."), rdtype)
         if key in self.cache:
             return self.cache[key]
+        if self.down is None and self.spent >= self.budget:
+            self.down = (f"the DNS server answered too slowly ({self.spent:.1f} s for this "
+                         "run's lookups); try another with SEQCTL_DNS_SERVER")
         if self.down is not None:
             return Answer(error=self.down)
+        started = time.monotonic()
         try:
             result = self.resolver.resolve(key[0] + ".", rdtype, raise_on_no_answer=False,
                                            search=False)
@@ -110,6 +121,8 @@ class Lookup:
             answer = Answer(error=_server_error(exc))
         except dns.exception.DNSException as exc:
             answer = Answer(error=f"{type(exc).__name__}: {exc}")
+        finally:
+            self.spent += time.monotonic() - started
         self.cache[key] = answer
         return answer
 
