@@ -307,16 +307,16 @@ def _send_in_order(db: Database, inbox: dict[str, Any], provider: Provider,
         if isinstance(ready, str):
             continue    # gone, held, exited, skipped or failed while being prepared
         if flight is not None:
-            started: list[sending.Flight] = []
+            started: list[sending.Flight | None] = []
             outcome = sending.land(db, inbox, provider, flight, counts, budget=budget,
-                                   then=lambda r=ready, i=index, into=started: into.extend(
+                                   then=lambda r=ready, i=index, into=started: into.append(
                                        wire.start(db, r, i)))
             if not _go_on(db, inbox, flight, outcome, ids, index, counts):
                 return
             flight = started[0] if started else None
             if outcome == "sent":
                 continue    # `then` already claimed and started `ready`, or it was gone
-        flight = next(iter(wire.start(db, ready, index)), None)
+        flight = wire.start(db, ready, index)
         if flight is not None and not overlap:
             outcome = sending.land(db, inbox, provider, flight, counts, budget=budget)
             if not _go_on(db, inbox, flight, outcome, ids, index + 1, counts):

@@ -151,16 +151,14 @@ class Wire:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
 
-    def start(self, db: Database, ready: Ready, index: int) -> list[Flight]:
-        """Claim `ready` and start its send: one flight, or none when it is no longer wanted."""
+    def start(self, db: Database, ready: Ready, index: int) -> Flight | None:
+        """Claim `ready` and start its send; None when it is no longer wanted."""
         if not claim(db, ready):
-            return []
-        send = functools.partial(self.provider.send, ready.raw,
-                                 message_id=ready.row["message_id"],
-                                 thread_id=ready.thread_id, bcc=ready.bcc)
+            return None
+        send = _again(self.provider, ready)
         answer = send if self.pool is None else self.pool.submit(send).result
         self.last = Flight(ready, index, answer)
-        return [self.last]
+        return self.last
 
     def unanswered(self) -> Flight | None:
         """The flight started whose answer nobody has taken (the batch stopped on an error)."""
@@ -196,9 +194,8 @@ def send_one(
     if isinstance(ready, str):
         return ready
     with Wire(provider, overlap=False) as wire:
-        flights = wire.start(db, ready, 0)
-        return land(db, inbox, provider, flights[0], counts, budget=budget) if flights \
-            else "gone"
+        flight = wire.start(db, ready, 0)
+        return land(db, inbox, provider, flight, counts, budget=budget) if flight else "gone"
 
 
 def prepare(
@@ -374,7 +371,8 @@ def land(
 
 
 def _again(provider: Provider, ready: Ready) -> Callable[[], SendResult]:
-    """A retry of `ready`'s send, on this thread (nothing else is on the wire meanwhile)."""
+    """`ready`'s send, to run (a retry runs it on this thread: nothing else is on the wire
+    meanwhile)."""
     return functools.partial(provider.send, ready.raw, message_id=ready.row["message_id"],
                              thread_id=ready.thread_id, bcc=ready.bcc)
 
