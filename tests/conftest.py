@@ -69,3 +69,13 @@ def run(home):
         return Result(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
     return _run
+
+
+@pytest.fixture(scope="module")
+def dovecot():
+    """A Dovecot IMAP server on loopback for the module's tests (see servers/imap_server.py)."""
+    from servers.imap_server import DovecotServer, need_dovecot
+
+    need_dovecot()
+    with DovecotServer() as server:
+        yield server

@@ -18,7 +18,6 @@ from fakes.gmail_server import SCOPE_READONLY, SCOPE_SEND, GmailServer
 from fakes.graph_server import GraphServer
 from fakes.ms_identity import MSIdentityServer
 from fakes.tls import make_self_signed
-from servers.imap_server import DovecotServer, find_dovecot
 from servers.smtp_server import SmtpTestServer
 
 from seqctl import clock
@@ -485,14 +484,6 @@ def test_outlook_sends_the_composed_mime_through_graph_and_recovers_an_expired_d
 
 
 # -- SMTP + IMAP ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def dovecot():
-    if find_dovecot() is None:
-        pytest.skip("dovecot is not installed (run scripts/test-services.sh)")
-    with DovecotServer() as server:
-        yield server
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from email.parser import BytesHeaderParser
 
 import pytest
-from servers.imap_server import DovecotServer, ImapAccount, find_dovecot
+from servers.imap_server import DovecotServer, ImapAccount, need_dovecot
 from servers.smtp_server import SmtpTestServer, make_self_signed_cert
 
 from seqctl.providers.base import (
@@ -26,20 +25,6 @@ from seqctl.providers.smtp import SmtpProvider
 ADDRESS = "rep@example.com"
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-
-
-def need_dovecot() -> None:
-    if find_dovecot() is None:
-        if os.environ.get("CI"):
-            pytest.fail("dovecot is missing: scripts/test-services.sh should have installed it")
-        pytest.skip("dovecot is not installed (run scripts/test-services.sh)")
-
-
-@pytest.fixture(scope="module")
-def dovecot():
-    need_dovecot()
-    with DovecotServer() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

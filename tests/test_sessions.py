@@ -6,11 +6,8 @@ How fast a batch goes is measured in benchmarks/bench_dispatch.py, not here.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from servers.counting_proxy import CountingProxy
-from servers.imap_server import DovecotServer, find_dovecot
 from servers.smtp_server import SmtpTestServer
 
 from seqctl import db as database
@@ -30,16 +27,6 @@ SEQUENCE = """
 """
 T0 = "2026-03-02T14:01:00Z"        # not a sync minute (*/5): the tick is engine + dispatch
 PEOPLE = [f"p{i}@buyer.test" for i in range(6)]
-
-
-@pytest.fixture(scope="module")
-def dovecot():
-    if find_dovecot() is None:
-        if os.environ.get("CI"):
-            pytest.fail("dovecot is missing: scripts/test-services.sh should have installed it")
-        pytest.skip("dovecot is not installed (run scripts/test-services.sh)")
-    with DovecotServer() as server:
-        yield server
 
 
 def smtp_inbox(db, smtp_port: int, **imap) -> None:

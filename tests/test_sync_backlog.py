@@ -6,11 +6,6 @@ How long a 10k backlog takes is measured in benchmarks/bench_sync.py, not here.
 
 from __future__ import annotations
 
-import os
-
-import pytest
-from servers.imap_server import DovecotServer, find_dovecot
-
 from seqctl.engine import accounts, sync
 from seqctl.providers import imap, maildir
 from tests.helpers import at, setup_account
@@ -59,16 +54,6 @@ def test_out_of_time_the_sync_says_what_is_waiting_and_the_next_reads_on(home, m
     assert sync.run_sync(db, T0, budget=0) == 2
     assert "waiting" not in caplog.text
     assert stored(db) == 12
-
-
-@pytest.fixture(scope="module")
-def dovecot():
-    if find_dovecot() is None:
-        if os.environ.get("CI"):
-            pytest.fail("dovecot is missing: scripts/test-services.sh should have installed it")
-        pytest.skip("dovecot is not installed (run scripts/test-services.sh)")
-    with DovecotServer() as server:
-        yield server
 
 
 def test_one_sync_reads_an_imap_backlog_to_the_end(home, dovecot, monkeypatch):

@@ -74,19 +74,27 @@ def drop(maildir: Path, message: EmailMessage | bytes) -> Path:
     return path
 
 
-def reply_to(original, sender: str, body: str = "Sounds good, let's talk Tuesday.",
-             subject: str | None = None, **headers: str) -> EmailMessage:
+def incoming(sender: str, to: str, subject: str, message_id: str, body: str,
+             **headers: str) -> EmailMessage:
+    """A message as it arrives; `headers` by name, `_` for `-` (List_Unsubscribe=...)."""
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = original["From"]
-    message["Subject"] = subject if subject is not None else "Re: " + original["Subject"]
-    message["Message-ID"] = f"<r{_dropped + 1}.{sender.replace('@', '.')}@mail.test>"
-    message["In-Reply-To"] = original["Message-ID"]
-    message["References"] = original["Message-ID"]
+    message["To"] = to
+    message["Subject"] = subject
+    message["Message-ID"] = message_id
     for name, value in headers.items():
         message[name.replace("_", "-")] = value
     message.set_content(body)
     return message
+
+
+def reply_to(original, sender: str, body: str = "Sounds good, let's talk Tuesday.",
+             subject: str | None = None, **headers: str) -> EmailMessage:
+    return incoming(sender, original["From"],
+                    subject if subject is not None else "Re: " + original["Subject"],
+                    f"<r{_dropped + 1}.{sender.replace('@', '.')}@mail.test>", body,
+                    In_Reply_To=original["Message-ID"], References=original["Message-ID"],
+                    **headers)
 
 
 def enrollment(db, address: str, sequence: str = "cadence") -> tuple:
@@ -342,24 +350,15 @@ def test_mail_to_the_unsubscribe_address_unsubscribes(home):
     cadence(db)
     enroll_all(db, "cadence", ["ann@a.test"], MONDAY)
     tick(db, MONDAY)
-    message = EmailMessage()
-    message["From"] = "ann@a.test"
-    message["To"] = "rep+unsubscribe@acme.test"
-    message["Subject"] = "unsubscribe"
-    message["Message-ID"] = "<u1@a.test>"
-    message.set_content("")
-    drop(maildir, message)
+    drop(maildir, incoming("ann@a.test", "rep+unsubscribe@acme.test", "unsubscribe",
+                           "<u1@a.test>", ""))
     tick(db, MONDAY + timedelta(minutes=5))
     assert enrollment(db, "ann@a.test")[:2] == ("exited", "unsubscribed")
 
 
 def invite(organizer: str, attendees: list[str], method: str = "REQUEST") -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = organizer
-    message["To"] = REP
-    message["Subject"] = "Invitation: Intro call"
-    message["Message-ID"] = f"<invite.{len(attendees)}.{organizer}>"
-    message.set_content("You have been invited.")
+    message = incoming(organizer, REP, "Invitation: Intro call",
+                       f"<invite.{len(attendees)}.{organizer}>", "You have been invited.")
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", f"METHOD:{method}", "BEGIN:VEVENT",
              "UID:intro-1@a.test", "DTSTART:20260310T150000Z", "SUMMARY:Intro call",
              f"ORGANIZER;CN=Organizer:mailto:{organizer}"]
@@ -515,13 +514,7 @@ def test_inbound_rows_record_the_verdict(home):
     cadence(db)
     enroll_all(db, "cadence", ["ann@a.test"], MONDAY)
     tick(db, MONDAY)
-    stranger = EmailMessage()
-    stranger["From"] = "someone@else.test"
-    stranger["To"] = REP
-    stranger["Subject"] = "Hello"
-    stranger["Message-ID"] = "<s1@else.test>"
-    stranger.set_content("hi")
-    drop(maildir, stranger)
+    drop(maildir, incoming("someone@else.test", REP, "Hello", "<s1@else.test>", "hi"))
     drop(maildir, reply_to(first_sent_to(maildir, "ann@a.test"), "ann@a.test"))
     tick(db, MONDAY + timedelta(minutes=5))
     rows = db.execute("SELECT from_email, verdict, detail_json FROM inbound ORDER BY id").fetchall()
@@ -606,15 +599,12 @@ def test_the_contacts_newsletter_never_pauses_under_pause_on_auto_reply(home):
     cadence(db)
     enroll_all(db, "cadence", ["dana@acme-robotics.test"], MONDAY)
     tick(db, MONDAY)
-    newsletter = EmailMessage()
-    newsletter["From"] = "Dana Whitfield <dana@acme-robotics.test>"
-    newsletter["To"] = REP
-    newsletter["Subject"] = "Dana's robotics digest #12"
-    newsletter["Message-ID"] = "<digest.12@list-manage.example>"
-    newsletter["List-Unsubscribe"] = "<https://list-manage.example/u/1>"
-    newsletter["Precedence"] = "bulk"
-    newsletter["Auto-Submitted"] = "auto-generated"
-    newsletter.set_content("Out of office hours are changing: we are back March 30.")
+    newsletter = incoming(
+        "Dana Whitfield <dana@acme-robotics.test>", REP, "Dana's robotics digest #12",
+        "<digest.12@list-manage.example>",
+        "Out of office hours are changing: we are back March 30.",
+        List_Unsubscribe="<https://list-manage.example/u/1>", Precedence="bulk",
+        Auto_Submitted="auto-generated")
     drop(maildir, newsletter)
     tick(db, MONDAY + timedelta(minutes=5))
     assert enrollment(db, "dana@acme-robotics.test") == ("active", None, None)

@@ -36,6 +36,17 @@ def find_dovecot() -> str | None:
     return find_program("dovecot", DOVECOT_CANDIDATES)
 
 
+def need_dovecot() -> None:
+    """Skip the test without Dovecot; under CI fail instead (scripts/test-services.sh installs
+    it, so its absence is a broken setup, not a reason to test less)."""
+    import pytest
+
+    if find_dovecot() is None:
+        if os.environ.get("CI"):
+            pytest.fail("dovecot is missing: scripts/test-services.sh should have installed it")
+        pytest.skip("dovecot is not installed (run scripts/test-services.sh)")
+
+
 def _find_doveadm() -> str:
     found = find_program("doveadm", DOVEADM_CANDIDATES)
     if found is None:
